@@ -1,0 +1,1 @@
+"""Task modules that plan changes (``Change``s); the engine executes them."""

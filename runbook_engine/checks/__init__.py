@@ -1,0 +1,1 @@
+"""Read-only checks that observe a cluster and return verdicts with evidence."""

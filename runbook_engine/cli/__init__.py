@@ -1,0 +1,1 @@
+"""The ``runbook`` command line: the only layer that prints or exits."""

@@ -1,0 +1,1 @@
+"""Runs, phases, checkpoints, the journal, rollback, the planner and the maintenance window."""

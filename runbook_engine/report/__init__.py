@@ -1,0 +1,1 @@
+"""Verification reports: the verdict model and its renderers (Markdown, HTML, JSON, JUnit)."""

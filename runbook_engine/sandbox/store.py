@@ -1,0 +1,211 @@
+"""The sandbox's object store: the single source of truth behind the emulated API server.
+
+Thread-safe, versioned (one global ``resourceVersion`` counter, as etcd's revision), with watch
+subscriptions for the HTTP layer and change listeners for controllers. Mutating admission hooks
+(e.g. sidecar injection) run on create, before the object is stored, as a real webhook would.
+Objects are plain dicts; every read returns a deep copy so callers cannot corrupt stored state.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook_engine.errors import ConflictError, NotFoundError
+from runbook_engine.kube.refs import KindInfo, KindRegistry, default_registry
+
+Obj = dict[str, Any]
+Key = tuple[str, str, str, str]  # (api_version, kind, namespace, name)
+
+AdmissionHook = Callable[["Store", Obj], None]  # mutates the object in place before it is stored
+Listener = Callable[[str, Obj], None]  # (event type, object) after every committed change
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED | MODIFIED | DELETED | BOOKMARK
+    object: Obj
+    resource_version: int
+
+
+@dataclass
+class _Watch:
+    kind: KindInfo
+    namespace: str | None
+    events: queue.Queue[WatchEvent | None] = field(default_factory=queue.Queue)
+
+
+class Store:
+    """Versioned object store with watches, listeners and admission hooks."""
+
+    def __init__(self, registry: KindRegistry | None = None) -> None:
+        self.registry = registry or default_registry()
+        self.lock = threading.RLock()
+        self._objects: dict[Key, Obj] = {}
+        self._rv = 0
+        self._watches: list[_Watch] = []
+        self.listeners: list[Listener] = []
+        self.admission: list[AdmissionHook] = []
+        self._history: list[tuple[int, WatchEvent, Key]] = []  # bounded log for watch resume
+
+    # -- reads -------------------------------------------------------------------------------
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        with self.lock:
+            obj = self._objects.get((api_version, kind, namespace or "", name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None) -> list[Obj]:
+        with self.lock:
+            return [
+                copy.deepcopy(o)
+                for (av, k, ns, _), o in self._objects.items()
+                if av == api_version and k == kind and (namespace is None or ns == namespace)
+            ]
+
+    def all_objects(self) -> list[Obj]:
+        with self.lock:
+            return [copy.deepcopy(o) for o in self._objects.values()]
+
+    # -- writes ------------------------------------------------------------------------------
+    def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        obj = copy.deepcopy(obj)
+        with self.lock:
+            for hook in self.admission:
+                hook(self, obj)
+            key = self._key(obj)
+            if key in self._objects:
+                raise ConflictError(
+                    f'{obj["kind"]} "{key[3]}" already exists', status=409, reason="AlreadyExists"
+                )
+            meta = obj.setdefault("metadata", {})
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", now_rfc3339())
+            meta["generation"] = 1
+            if dry_run:
+                meta["resourceVersion"] = str(self._rv)
+                return copy.deepcopy(obj)
+            return self._commit(key, obj, "ADDED")
+
+    def update(self, obj: Obj, *, expect_rv: str | None = None, dry_run: bool = False) -> Obj:
+        """Replace a stored object; bumps ``generation`` when anything but metadata/status changed."""
+        obj = copy.deepcopy(obj)
+        with self.lock:
+            key = self._key(obj)
+            old = self._objects.get(key)
+            if old is None:
+                raise NotFoundError(f'{obj["kind"]} "{key[3]}" not found', status=404, reason="NotFound")
+            if expect_rv and expect_rv != old["metadata"].get("resourceVersion"):
+                raise ConflictError(
+                    f'Operation cannot be fulfilled on {obj["kind"]} "{key[3]}": the object has been '
+                    "modified; please apply your changes to the latest version and try again",
+                    status=409,
+                    reason="Conflict",
+                )
+            meta = obj.setdefault("metadata", {})
+            for immutable in ("uid", "creationTimestamp"):
+                meta[immutable] = old["metadata"].get(immutable)
+            gen = int(old["metadata"].get("generation", 1))
+            if _spec_of(old) != _spec_of(obj):
+                gen += 1
+            meta["generation"] = gen
+            if dry_run:
+                return copy.deepcopy(obj)
+            return self._commit(key, obj, "MODIFIED")
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> Obj:
+        with self.lock:
+            key = (api_version, kind, namespace or "", name)
+            old = self._objects.pop(key, None)
+            if old is None:
+                raise NotFoundError(f'{kind} "{name}" not found', status=404, reason="NotFound")
+            self._rv += 1
+            old = copy.deepcopy(old)
+            old["metadata"]["resourceVersion"] = str(self._rv)
+            self._notify("DELETED", old, key)
+            return old
+
+    # -- watches -----------------------------------------------------------------------------
+    def watch(self, kind: KindInfo, namespace: str | None, since_rv: int | None = None) -> Iterator[WatchEvent]:
+        """Events for a kind from ``since_rv`` on (replaying retained history); ends when ``close_watches``."""
+        w = _Watch(kind, namespace)
+        with self.lock:
+            if since_rv is not None:
+                for rv, ev, key in self._history:
+                    if rv > since_rv and self._watch_matches(w, key):
+                        w.events.put(ev)
+            self._watches.append(w)
+        try:
+            while True:
+                ev = w.events.get()
+                if ev is None:
+                    return
+                yield ev
+        finally:
+            with self.lock:
+                if w in self._watches:
+                    self._watches.remove(w)
+
+    def close_watches(self) -> None:
+        with self.lock:
+            for w in self._watches:
+                w.events.put(None)
+
+    # -- persistence -------------------------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        with self.lock:
+            return {"resourceVersion": self._rv, "objects": [copy.deepcopy(o) for o in self._objects.values()]}
+
+    def load(self, data: dict[str, Any]) -> None:
+        with self.lock:
+            self._objects = {self._key(o): o for o in data.get("objects", [])}
+            self._rv = int(data.get("resourceVersion", 0))
+
+    # -- internals ---------------------------------------------------------------------------
+    def _key(self, obj: Obj) -> Key:
+        meta = obj.get("metadata") or {}
+        info = self.registry.get(str(obj.get("apiVersion")), str(obj.get("kind")))
+        ns = str(meta.get("namespace") or "") if info.namespaced else ""
+        return (info.api_version, info.kind, ns, str(meta.get("name", "")))
+
+    def _commit(self, key: Key, obj: Obj, event: str) -> Obj:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        self._objects[key] = obj
+        out = copy.deepcopy(obj)
+        self._notify(event, out, key)
+        return copy.deepcopy(obj)
+
+    def _notify(self, event: str, obj: Obj, key: Key) -> None:
+        ev = WatchEvent(event, obj, self._rv)
+        self._history.append((self._rv, ev, key))
+        if len(self._history) > 20000:
+            del self._history[: len(self._history) - 20000]
+        for w in self._watches:
+            if self._watch_matches(w, key):
+                w.events.put(ev)
+        for listener in list(self.listeners):
+            listener(event, copy.deepcopy(obj))
+
+    @staticmethod
+    def _watch_matches(w: _Watch, key: Key) -> bool:
+        return (key[0], key[1]) == (w.kind.api_version, w.kind.kind) and (
+            w.namespace is None or key[2] == w.namespace
+        )
+
+
+def _spec_of(obj: Obj) -> Any:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}

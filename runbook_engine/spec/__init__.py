@@ -1,0 +1,1 @@
+"""Loading and validating playbooks, roles and inventory; sandboxed templating."""
