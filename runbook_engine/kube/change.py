@@ -38,11 +38,22 @@ class Change:
     def inverse(self) -> Change:
         """The change that undoes this one, given that this one was applied."""
         if self.kind is ChangeKind.CREATE:
-            return Change(ChangeKind.DELETE, self.ref, before=self.after, after=None, reason=f"undo: {self.reason}")
+            return Change(
+                ChangeKind.DELETE, self.ref, before=self.after, after=None, reason=f"undo: {self.reason}"
+            )
         if self.kind is ChangeKind.DELETE:
-            return Change(ChangeKind.CREATE, self.ref, before=None, after=self.before, reason=f"undo: {self.reason}")
+            return Change(
+                ChangeKind.CREATE, self.ref, before=None, after=self.before, reason=f"undo: {self.reason}"
+            )
         if self.kind is ChangeKind.RESTART:
             # Restarting again re-creates pods from the (restored) template.
-            return Change(ChangeKind.RESTART, self.ref, before=self.after, after=self.before,
-                          reason=f"undo: {self.reason}")
-        return Change(ChangeKind.UPDATE, self.ref, before=self.after, after=self.before, reason=f"undo: {self.reason}")
+            return Change(
+                ChangeKind.RESTART,
+                self.ref,
+                before=self.after,
+                after=self.before,
+                reason=f"undo: {self.reason}",
+            )
+        return Change(
+            ChangeKind.UPDATE, self.ref, before=self.after, after=self.before, reason=f"undo: {self.reason}"
+        )

@@ -237,7 +237,7 @@ def default_registry() -> KindRegistry:
     """A fresh registry holding every built-in and mesh kind."""
     reg = KindRegistry()
     for info in BUILTIN_KINDS:
-        subs = ("status",) if info.kind in STATUS_KINDS and info.api_version in _CORE_GROUPS else ()
+        subs: tuple[str, ...] = ("status",) if info.kind in STATUS_KINDS and info.api_version in _CORE_GROUPS else ()
         if info.kind == "Pod":
             subs = ("status", "log")
         reg.register(KindInfo(**{**info.__dict__, "subresources": subs}))

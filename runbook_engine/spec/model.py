@@ -65,6 +65,9 @@ class TaskSpec(_Frozen):
     role: str | None = None  # the role this task came from
     base_dir: Path | None = None  # where relative files/templates resolve (role or playbook dir)
     location: Location | None = None
+    role_params: dict[str, Any] = Field(default_factory=dict)  # `- role: x` + `vars:` of the inclusion
+    # where each keyword's value and each argument was written: "when", "loop", "args.spec.replicas"...
+    locations: dict[str, Location] = Field(default_factory=dict)
 
     @property
     def is_block(self) -> bool:
@@ -80,6 +83,7 @@ class CheckSpec(_Frozen):
     when: Condition = None
     tags: tuple[str, ...] = ()
     location: Location | None = None
+    locations: dict[str, Location] = Field(default_factory=dict)  # "when", "args.namespace"...
 
 
 class CheckpointSpec(_Frozen):
@@ -108,19 +112,33 @@ class PhaseSpec(_Frozen):
     accept: tuple[str, ...] = ()  # flow ids whose predicted break is accepted
     vars: dict[str, Any] = Field(default_factory=dict)
     location: Location | None = None
+    locations: dict[str, Location] = Field(default_factory=dict)  # "when", "serial", "vars.x"...
 
 
 class PlaySpec(_Frozen):
     name: str
     hosts: str
-    vars: dict[str, Any] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)  # play `vars`, then `vars_files` on top
     phases: tuple[PhaseSpec, ...] = ()
     location: Location | None = None
+    locations: dict[str, Location] = Field(default_factory=dict)  # "hosts", "vars.x"...
+
+
+class RoleSpec(_Frozen):
+    """A role as loaded: its defaults (lowest precedence) and vars; its tasks are expanded into phases."""
+
+    name: str
+    path: Path
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    dependencies: tuple[str, ...] = ()
+    location: Location | None = None  # where the playbook (or a dependent role) first names it
 
 
 class PlaybookSpec(_Frozen):
     path: Path
     plays: tuple[PlaySpec, ...] = ()
+    roles: dict[str, RoleSpec] = Field(default_factory=dict)  # every role used, by name
 
 
 class ClusterSpec(_Frozen):

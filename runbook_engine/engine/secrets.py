@@ -1,0 +1,108 @@
+"""Keeping Secret data out of everything a person reads, and sealed inside the journal.
+
+Two treatments, on purpose different:
+
+* **Masking** (``mask_secrets``) replaces every value of a Secret's ``data``/``stringData`` with
+  ``***``. Every event, console line, diff and report passes through it: nothing a human reads
+  ever holds Secret data.
+* **Sealing** (``Sealer``) encrypts a Secret's ``data``/``stringData`` with Fernet before the
+  journal stores it and decrypts it when the journal reads it back. Rollback must restore a Secret
+  *exactly*, so its pre-image cannot be masked; sealing keeps the journal file itself free of the
+  plaintext, so copying ``runs.db`` into a ticket or a backup does not leak it. The key lives
+  beside the database in ``journal.key`` (mode 0600); without it sealed pre-images cannot be read,
+  and rollback of those Secrets fails loudly rather than restoring garbage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from runbook_engine.errors import RunStateError
+
+MASK = "***"
+_SECRET_FIELDS = ("data", "stringData")
+_SEALED = "__sealed__"
+
+
+def _is_secret(value: Mapping[str, Any]) -> bool:
+    return value.get("kind") == "Secret" and any(f in value for f in _SECRET_FIELDS)
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy of ``value`` where every Secret manifest inside it has its data values masked."""
+    if isinstance(value, Mapping):
+        out = {k: mask_secrets(v) for k, v in value.items()}
+        if _is_secret(value):
+            for f in _SECRET_FIELDS:
+                if isinstance(value.get(f), Mapping):
+                    out[f] = {k: MASK for k in value[f]}
+        return out
+    if isinstance(value, list | tuple):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+class Sealer:
+    """Encrypts Secret data inside JSON-like values for storage, and decrypts it on the way back."""
+
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(key)
+
+    @classmethod
+    def for_directory(cls, directory: Path) -> Sealer:
+        """The sealer whose key is ``directory/journal.key``, created (mode 0600) when missing."""
+        path = directory / "journal.key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(Fernet.generate_key())
+        return cls(path.read_bytes().strip())
+
+    @classmethod
+    def ephemeral(cls) -> Sealer:
+        return cls(Fernet.generate_key())
+
+    def seal(self, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            out = {k: self.seal(v) for k, v in value.items()}
+            if _is_secret(value):
+                for f in _SECRET_FIELDS:
+                    if f in value:
+                        token = self._fernet.encrypt(_dumps(value[f]).encode()).decode()
+                        out[f] = {_SEALED: token}
+            return out
+        if isinstance(value, list | tuple):
+            return [self.seal(v) for v in value]
+        return value
+
+    def unseal(self, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            if set(value) == {_SEALED}:
+                return _loads(self._decrypt(str(value[_SEALED])))
+            return {k: self.unseal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.unseal(v) for v in value]
+        return value
+
+    def _decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            raise RunStateError(
+                "cannot read a sealed Secret pre-image from the journal",
+                hint="journal.key beside runs.db is missing or different from the one that wrote it",
+            ) from exc
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text)

@@ -1,0 +1,334 @@
+"""``MemoryCluster``: an in-memory ``Cluster`` the planner simulates phases on, and tests run against.
+
+It follows the API server where the engine can notice: server-side apply with field ownership
+(``kube.merge``), the four patch types, ``generation`` bumped on spec changes, a global
+``resourceVersion``, ``dry_run`` that stores nothing, deletion with owner-reference cascade, and
+deep copies on every read. Namespaces are not required to exist, so a test or a partial snapshot
+can hold a Deployment without its Namespace.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import datetime as dt
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from runbook_engine.errors import ClusterError, ConflictError, InvalidObjectError, NotFoundError
+from runbook_engine.kube.cluster import FIELD_MANAGER, Cluster, Obj, PatchType, Propagation
+from runbook_engine.kube.merge import (
+    json_patch,
+    merge_patch,
+    record_update,
+    server_side_apply,
+    spec_changed,
+    strategic_merge,
+)
+from runbook_engine.kube.refs import REGISTRY, KindRegistry, ObjectRef
+from runbook_engine.kube.selectors import labels_of, parse_selector
+
+#: The manager recorded as owning the fields of objects loaded into the cluster.
+SEED_MANAGER = "before-first-apply"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _same(live: Obj, result: Obj) -> bool:
+    """Equal but for managedFields timestamps and resourceVersion."""
+
+    def norm(o: Obj) -> Obj:
+        meta = {k: v for k, v in o.get("metadata", {}).items() if k != "resourceVersion"}
+        meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} for e in meta.get("managedFields") or []]
+        return {**o, "metadata": meta}
+
+    return norm(live) == norm(result)
+
+
+def _not_found(ref: ObjectRef) -> NotFoundError:
+    return NotFoundError(f'{ref.kind} "{ref.name}" not found', status=404, reason="NotFound")
+
+
+class MemoryCluster:
+    """A ``Cluster`` held in a dict; thread-safe; ``writes`` counts committed writes."""
+
+    def __init__(
+        self, objects: Iterable[Mapping[str, Any]] = (), name: str = "memory", *, registry: KindRegistry | None = None
+    ) -> None:
+        self._name = name
+        self._registry = registry or REGISTRY
+        self._lock = threading.RLock()
+        self._objects: dict[ObjectRef, Obj] = {}
+        self._logs: dict[tuple[str, str, str], str] = {}
+        self._rv = 0
+        self.writes = 0
+        self.requests: Counter[str] = Counter()
+        for obj in objects:
+            self._load(obj)
+
+    @classmethod
+    def snapshot(cls, cluster: Cluster, kinds: Iterable[tuple[str, str]], name: str | None = None) -> MemoryCluster:
+        """A copy of ``cluster``'s objects of the given ``(apiVersion, kind)``s: one ``list`` per kind."""
+        objects: list[Obj] = []
+        for api_version, kind in kinds:
+            objects.extend(cluster.list(api_version, kind))
+        return cls(objects, name=name or f"{cluster.name} (snapshot)")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def get(self, ref: ObjectRef) -> Obj | None:
+        with self._lock:
+            self.requests[f"get {ref.kind}"] += 1
+            obj = self._objects.get(self._normal(ref))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[Obj]:
+        selector = parse_selector(label_selector)
+        with self._lock:
+            self.requests[f"list {kind}"] += 1
+            return [
+                copy.deepcopy(obj)
+                for ref, obj in sorted(self._objects.items())
+                if (ref.api_version, ref.kind) == (api_version, kind)
+                and (not namespace or ref.namespace == namespace)
+                and selector.matches(labels_of(obj))
+            ]
+
+    def objects(self) -> builtins.list[Obj]:
+        """Every stored object (deep copies), in a stable order."""
+        with self._lock:
+            return [copy.deepcopy(obj) for _, obj in sorted(self._objects.items())]
+
+    def pod_logs(self, namespace: str, name: str, container: str | None = None, tail_lines: int | None = None) -> str:
+        with self._lock:
+            self.requests["log Pod"] += 1
+            pod = self._objects.get(ObjectRef("v1", "Pod", namespace, name))
+            if pod is None:
+                raise _not_found(ObjectRef("v1", "Pod", namespace, name))
+            text = self._logs.get((namespace, name, self._container(pod, container)), "")
+        if tail_lines is not None:
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-tail_lines:]) if tail_lines > 0 else ""
+        return text
+
+    def set_pod_log(self, namespace: str, name: str, container: str, text: str) -> None:
+        """Set what ``pod_logs`` returns for a container."""
+        with self._lock:
+            self._logs[(namespace, name, container)] = text
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str = FIELD_MANAGER,
+        dry_run: bool = False,
+        force: bool = True,
+    ) -> Obj:
+        ref = self._ref_of(obj)
+        with self._lock:
+            self.requests[f"apply {ref.kind}"] += 1
+            config = self._with_identity(obj, ref)
+            live = self._objects.get(ref)
+            self._check_preconditions(live, config)
+            result = server_side_apply(live, config, manager=field_manager, force=force, now=_now())
+            return self._store(ref, live, result, dry_run=dry_run)
+
+    def patch(
+        self,
+        ref: ObjectRef,
+        patch: Any,
+        *,
+        patch_type: PatchType = PatchType.MERGE,
+        dry_run: bool = False,
+        field_manager: str = FIELD_MANAGER,
+    ) -> Obj:
+        if patch_type is PatchType.APPLY:
+            return self.apply(patch, field_manager=field_manager, dry_run=dry_run)
+        ref = self._normal(ref)
+        with self._lock:
+            self.requests[f"patch {ref.kind}"] += 1
+            live = self._objects.get(ref)
+            if live is None:
+                raise _not_found(ref)
+            patched = self._patched(live, patch, patch_type)
+            if ObjectRef.of(patched) != ref:
+                raise InvalidObjectError(
+                    f"{ref}: a patch may not change apiVersion, kind, namespace or name", status=422, reason="Invalid"
+                )
+            self._check_preconditions(live, patched)
+            result = record_update(live, patched, manager=field_manager, now=_now())
+            return self._store(ref, live, result, dry_run=dry_run)
+
+    def delete(
+        self,
+        ref: ObjectRef,
+        *,
+        dry_run: bool = False,
+        propagation: Propagation = Propagation.BACKGROUND,
+    ) -> Obj | None:
+        ref = self._normal(ref)
+        with self._lock:
+            self.requests[f"delete {ref.kind}"] += 1
+            live = self._objects.get(ref)
+            if live is None:
+                return None
+            if dry_run:
+                return copy.deepcopy(live)
+            self._remove(ref, propagation)
+            self.writes += 1
+            return copy.deepcopy(live)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _namespaced(self, api_version: str, kind: str, namespace: str) -> bool:
+        info = self._registry.find(api_version, kind)
+        return info.namespaced if info is not None else bool(namespace)
+
+    def _normal(self, ref: ObjectRef) -> ObjectRef:
+        """The ref with the namespace dropped for cluster-scoped kinds."""
+        if ref.namespace and not self._namespaced(ref.api_version, ref.kind, ref.namespace):
+            return ObjectRef(ref.api_version, ref.kind, "", ref.name)
+        return ref
+
+    def _ref_of(self, obj: Mapping[str, Any]) -> ObjectRef:
+        ref = ObjectRef.of(obj)
+        missing = [f for f, v in (("apiVersion", ref.api_version), ("kind", ref.kind), ("metadata.name", ref.name))
+                   if not v]
+        if missing:
+            raise InvalidObjectError(
+                f"object is missing {', '.join(missing)}", status=422, reason="Invalid",
+                hint="every manifest needs apiVersion, kind and metadata.name",
+            )
+        info = self._registry.find(ref.api_version, ref.kind)
+        if info is not None and info.namespaced and not ref.namespace:
+            return ObjectRef(ref.api_version, ref.kind, "default", ref.name)
+        return self._normal(ref)
+
+    @staticmethod
+    def _with_identity(obj: Mapping[str, Any], ref: ObjectRef) -> Obj:
+        out = copy.deepcopy(dict(obj))
+        meta = out.setdefault("metadata", {})
+        if ref.namespace:
+            meta["namespace"] = ref.namespace
+        else:
+            meta.pop("namespace", None)
+        return out
+
+    @staticmethod
+    def _check_preconditions(live: Obj | None, config: Mapping[str, Any]) -> None:
+        """A ``resourceVersion`` or ``uid`` in the request must match the live object (optimistic locking)."""
+        meta = config.get("metadata") or {}
+        live_meta = (live or {}).get("metadata") or {}
+        for field in ("resourceVersion", "uid"):
+            wanted = meta.get(field)
+            if wanted and live is not None and str(wanted) != str(live_meta.get(field)):
+                raise ConflictError(
+                    f'Operation cannot be fulfilled on {config.get("kind")} "{meta.get("name")}": the object '
+                    "has been modified; please apply your changes to the latest version and try again",
+                    status=409,
+                    reason="Conflict",
+                )
+
+    @staticmethod
+    def _patched(live: Obj, patch: Any, patch_type: PatchType) -> Obj:
+        if patch_type is PatchType.JSON:
+            result = json_patch(live, patch)
+        elif patch_type is PatchType.STRATEGIC:
+            result = strategic_merge(live, patch)
+        else:
+            result = merge_patch(live, patch)
+        if not isinstance(result, dict):
+            raise InvalidObjectError("a patch must leave an object", status=422, reason="Invalid")
+        return result
+
+    def _store(self, ref: ObjectRef, live: Obj | None, result: Obj, *, dry_run: bool) -> Obj:
+        meta = result.setdefault("metadata", {})
+        if live is None:
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = _now()
+            meta["generation"] = 1
+        else:
+            for field in ("uid", "creationTimestamp"):
+                meta[field] = live["metadata"].get(field)
+            generation = int(live["metadata"].get("generation") or 1)
+            meta["generation"] = generation + 1 if spec_changed(live, result) else generation
+        if dry_run:
+            meta["resourceVersion"] = str(live["metadata"].get("resourceVersion")) if live else str(self._rv)
+            return copy.deepcopy(result)
+        if live is not None and _same(live, result):
+            return copy.deepcopy(live)  # a no-op write keeps resourceVersion, as the API server does
+        self._rv += 1
+        meta["resourceVersion"] = str(self._rv)
+        self._objects[ref] = result
+        self.writes += 1
+        return copy.deepcopy(result)
+
+    def _remove(self, ref: ObjectRef, propagation: Propagation) -> None:
+        obj = self._objects.pop(ref)
+        uid = obj["metadata"].get("uid")
+        self._rv += 1
+        for dep_ref, dep in list(self._objects.items()):
+            owners = dep.get("metadata", {}).get("ownerReferences") or []
+            if not uid or not any(o.get("uid") == uid for o in owners):
+                continue
+            if propagation is Propagation.ORPHAN:
+                kept = [o for o in owners if o.get("uid") != uid]
+                dep["metadata"]["ownerReferences"] = kept
+                if not kept:
+                    del dep["metadata"]["ownerReferences"]
+            elif dep_ref in self._objects:
+                self._remove(dep_ref, propagation)
+        if ref.kind == "Pod":
+            self._logs = {k: v for k, v in self._logs.items() if k[:2] != (ref.namespace, ref.name)}
+
+    def _load(self, obj: Mapping[str, Any]) -> None:
+        ref = self._ref_of(obj)
+        stored = self._with_identity(obj, ref)
+        meta = stored["metadata"]
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", _now())
+        meta.setdefault("generation", 1)
+        rv = str(meta.get("resourceVersion") or "")
+        self._rv = max(self._rv, int(rv)) if rv.isdigit() else self._rv + 1
+        meta["resourceVersion"] = rv if rv.isdigit() else str(self._rv)
+        if "managedFields" not in meta:
+            stored = record_update({"apiVersion": stored["apiVersion"], "metadata": {}}, stored,
+                                   manager=SEED_MANAGER, now=str(meta["creationTimestamp"]))
+        self._objects[ref] = stored
+
+    @staticmethod
+    def _container(pod: Mapping[str, Any], container: str | None) -> str:
+        names = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+        if container is None:
+            if len(names) > 1:
+                raise ClusterError(
+                    f"a container name must be specified for pod {pod['metadata']['name']}, choose one of: {names}",
+                    status=400,
+                    reason="BadRequest",
+                )
+            return names[0] if names else ""
+        init = [str(c.get("name")) for c in (pod.get("spec") or {}).get("initContainers") or []]
+        if names and container not in names + init:
+            raise ClusterError(
+                f"container {container} is not valid for pod {pod['metadata']['name']}",
+                status=400,
+                reason="BadRequest",
+            )
+        return container
