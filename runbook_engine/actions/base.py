@@ -70,6 +70,12 @@ class Action(ABC, Generic[A]):
 
     name: ClassVar[str]
     Args: ClassVar[type[ActionArgs]] = ActionArgs
+    #: Arguments holding bare Jinja2 conditions (like ``when``): the engine evaluates each entry to a
+    #: boolean with its Templar instead of rendering it as a template (``assert``'s ``that``).
+    condition_args: ClassVar[tuple[str, ...]] = ()
+    #: Whether the engine calls ``settle`` in check mode too (``settle`` then must not change anything,
+    #: e.g. an Ansible run with ``--check``); by default check mode stops after ``plan``.
+    settle_in_check_mode: ClassVar[bool] = False
 
     @abstractmethod
     def plan(self, ctx: ActionContext, args: A) -> Planned:

@@ -20,7 +20,8 @@ from runbook_engine.actions.base import ActionArgs
 from runbook_engine.errors import UserInputError
 from runbook_engine.kube.change import Change, ChangeKind
 from runbook_engine.kube.cluster import Cluster, Obj, PatchType
-from runbook_engine.kube.refs import REGISTRY, KindInfo, ObjectRef
+from runbook_engine.kube.lookup import resolve_kind
+from runbook_engine.kube.refs import KindInfo, ObjectRef
 from runbook_engine.kube.selectors import parse_selector
 
 #: ``Change.meta`` key holding the patch document the engine sends instead of applying ``after``.
@@ -41,28 +42,11 @@ def patch_of(change: Change) -> tuple[Any, PatchType] | None:
     return change.meta[PATCH_KEY], PatchType(change.meta.get(PATCH_TYPE_KEY, PatchType.MERGE.value))
 
 
-def resolve_kind(kind: str, api_version: str | None) -> KindInfo:
-    """The registered kind; ``api_version`` may be omitted when the kind name is unambiguous."""
-    if api_version:
-        found = REGISTRY.find(api_version, kind)
-        if found is None:
-            raise UserInputError(
-                f"unknown kind {kind} in apiVersion {api_version}",
-                hint="check the spelling of kind and api_version, or install the CRD that defines it",
-            )
-        return found
-    matches = [info for info in REGISTRY if info.kind == kind]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UserInputError(f"unknown kind {kind}", hint="check the spelling, or set api_version for a CRD")
-    versions = ", ".join(sorted(i.api_version for i in matches))
-    raise UserInputError(f"kind {kind} exists in several API groups ({versions})", hint="set api_version")
-
-
 def _label_value(value: Any) -> Any:
-    """Numbers in YAML (``version: 2``) become the strings Kubernetes requires; booleans stay errors."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    """Numbers in YAML (``version: 2``) become the strings Kubernetes requires; booleans are refused."""
+    if isinstance(value, bool):
+        raise ValueError(f"label and annotation values are strings: quote it, e.g. \"{str(value).lower()}\"")
+    if isinstance(value, int | float):
         return str(value)
     return value
 
@@ -152,6 +136,11 @@ def sets_differ(desired: Any, live: Any) -> bool:
 
 def deep_copy(obj: Obj) -> Obj:
     return copy.deepcopy(obj)
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 object``, ``2 objects``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def describe_refs(refs: Iterable[ObjectRef]) -> str:

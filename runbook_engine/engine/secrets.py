@@ -2,9 +2,9 @@
 
 Two treatments, on purpose different:
 
-* **Masking** (``mask_secrets``) replaces every value of a Secret's ``data``/``stringData`` with
-  ``***``. Every event, console line, diff and report passes through it: nothing a human reads
-  ever holds Secret data.
+* **Masking** (``mask_secrets``) replaces every value of a Secret's ``data``/``stringData``, every
+  credential-like field and every token-like string with ``***<hash>`` (``kube.redact``). Every
+  event, console line, diff and report passes through it: nothing a human reads holds Secret data.
 * **Sealing** (``Sealer``) encrypts a Secret's ``data``/``stringData`` with Fernet before the
   journal stores it and decrypts it when the journal reads it back. Rollback must restore a Secret
   *exactly*, so its pre-image cannot be masked; sealing keeps the journal file itself free of the
@@ -24,8 +24,8 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from runbook_engine.errors import RunStateError
+from runbook_engine.kube.redact import redact_object, redact_text
 
-MASK = "***"
 _SECRET_FIELDS = ("data", "stringData")
 _SEALED = "__sealed__"
 
@@ -35,16 +35,17 @@ def _is_secret(value: Mapping[str, Any]) -> bool:
 
 
 def mask_secrets(value: Any) -> Any:
-    """A copy of ``value`` where every Secret manifest inside it has its data values masked."""
+    """A copy of ``value`` with every Secret's data, credential-like key and token-like string masked.
+
+    Secrets nested anywhere (a registered result holding a manifest, a diff's before/after) are found.
+    """
     if isinstance(value, Mapping):
-        out = {k: mask_secrets(v) for k, v in value.items()}
-        if _is_secret(value):
-            for f in _SECRET_FIELDS:
-                if isinstance(value.get(f), Mapping):
-                    out[f] = {k: MASK for k in value[f]}
-        return out
+        redacted = redact_object(value)
+        return {k: mask_secrets(v) for k, v in redacted.items()}
     if isinstance(value, list | tuple):
         return [mask_secrets(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
     return value
 
 
@@ -80,6 +81,10 @@ class Sealer:
         if isinstance(value, list | tuple):
             return [self.seal(v) for v in value]
         return value
+
+    def seal_whole(self, value: Any) -> Any:
+        """Encrypt an entire JSON value (extra vars, which often carry tokens); ``unseal`` reverses it."""
+        return {_SEALED: self._fernet.encrypt(_dumps(value).encode()).decode()}
 
     def unseal(self, value: Any) -> Any:
         if isinstance(value, Mapping):

@@ -9,13 +9,14 @@ can hold a Deployment without its Namespace.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import copy
 import datetime as dt
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from runbook_engine.errors import ClusterError, ConflictError, InvalidObjectError, NotFoundError
@@ -50,6 +51,20 @@ def _same(live: Obj, result: Obj) -> bool:
     return norm(live) == norm(result)
 
 
+def _fold_string_data(obj: Obj) -> None:
+    """Secret ``stringData`` is write-only: the API server stores it base64-encoded in ``data``."""
+    if (obj.get("apiVersion"), obj.get("kind")) != ("v1", "Secret") or "stringData" not in obj:
+        return
+    data = dict(obj.get("data") or {})
+    for key, value in (obj.pop("stringData") or {}).items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    obj["data"] = data
+
+
+def _by_ref(item: tuple[ObjectRef, Obj]) -> ObjectRef:
+    return item[0]
+
+
 def _not_found(ref: ObjectRef) -> NotFoundError:
     return NotFoundError(f'{ref.kind} "{ref.name}" not found', status=404, reason="NotFound")
 
@@ -63,7 +78,7 @@ class MemoryCluster:
         self._name = name
         self._registry = registry or REGISTRY
         self._lock = threading.RLock()
-        self._objects: dict[ObjectRef, Obj] = {}
+        self._kinds: dict[tuple[str, str], dict[ObjectRef, Obj]] = {}
         self._logs: dict[tuple[str, str, str], str] = {}
         self._rv = 0
         self.writes = 0
@@ -88,7 +103,7 @@ class MemoryCluster:
     def get(self, ref: ObjectRef) -> Obj | None:
         with self._lock:
             self.requests[f"get {ref.kind}"] += 1
-            obj = self._objects.get(self._normal(ref))
+            obj = self._lookup(self._normal(ref))
             return copy.deepcopy(obj) if obj is not None else None
 
     def list(
@@ -103,21 +118,19 @@ class MemoryCluster:
             self.requests[f"list {kind}"] += 1
             return [
                 copy.deepcopy(obj)
-                for ref, obj in sorted(self._objects.items())
-                if (ref.api_version, ref.kind) == (api_version, kind)
-                and (not namespace or ref.namespace == namespace)
-                and selector.matches(labels_of(obj))
+                for ref, obj in sorted((self._kinds.get((api_version, kind)) or {}).items(), key=_by_ref)
+                if (not namespace or ref.namespace == namespace) and selector.matches(labels_of(obj))
             ]
 
     def objects(self) -> builtins.list[Obj]:
         """Every stored object (deep copies), in a stable order."""
         with self._lock:
-            return [copy.deepcopy(obj) for _, obj in sorted(self._objects.items())]
+            return [copy.deepcopy(obj) for _, obj in sorted(self._items(), key=_by_ref)]
 
     def pod_logs(self, namespace: str, name: str, container: str | None = None, tail_lines: int | None = None) -> str:
         with self._lock:
             self.requests["log Pod"] += 1
-            pod = self._objects.get(ObjectRef("v1", "Pod", namespace, name))
+            pod = self._lookup(ObjectRef("v1", "Pod", namespace, name))
             if pod is None:
                 raise _not_found(ObjectRef("v1", "Pod", namespace, name))
             text = self._logs.get((namespace, name, self._container(pod, container)), "")
@@ -145,8 +158,7 @@ class MemoryCluster:
         with self._lock:
             self.requests[f"apply {ref.kind}"] += 1
             config = self._with_identity(obj, ref)
-            live = self._objects.get(ref)
-            self._check_preconditions(live, config)
+            live = self._lookup(ref)
             result = server_side_apply(live, config, manager=field_manager, force=force, now=_now())
             return self._store(ref, live, result, dry_run=dry_run)
 
@@ -164,7 +176,7 @@ class MemoryCluster:
         ref = self._normal(ref)
         with self._lock:
             self.requests[f"patch {ref.kind}"] += 1
-            live = self._objects.get(ref)
+            live = self._lookup(ref)
             if live is None:
                 raise _not_found(ref)
             patched = self._patched(live, patch, patch_type)
@@ -186,7 +198,7 @@ class MemoryCluster:
         ref = self._normal(ref)
         with self._lock:
             self.requests[f"delete {ref.kind}"] += 1
-            live = self._objects.get(ref)
+            live = self._lookup(ref)
             if live is None:
                 return None
             if dry_run:
@@ -196,6 +208,13 @@ class MemoryCluster:
             return copy.deepcopy(live)
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _lookup(self, ref: ObjectRef) -> Obj | None:
+        return (self._kinds.get((ref.api_version, ref.kind)) or {}).get(ref)
+
+    def _items(self) -> Iterator[tuple[ObjectRef, Obj]]:
+        for objects in self._kinds.values():
+            yield from objects.items()
 
     def _namespaced(self, api_version: str, kind: str, namespace: str) -> bool:
         info = self._registry.find(api_version, kind)
@@ -233,7 +252,10 @@ class MemoryCluster:
 
     @staticmethod
     def _check_preconditions(live: Obj | None, config: Mapping[str, Any]) -> None:
-        """A ``resourceVersion`` or ``uid`` in the request must match the live object (optimistic locking)."""
+        """A ``resourceVersion`` or ``uid`` in a patch must match the live object (optimistic locking).
+
+        Apply ignores both (as ``KubeCluster`` does), so a recorded pre-image can be re-applied as is.
+        """
         meta = config.get("metadata") or {}
         live_meta = (live or {}).get("metadata") or {}
         for field in ("resourceVersion", "uid"):
@@ -259,6 +281,7 @@ class MemoryCluster:
         return result
 
     def _store(self, ref: ObjectRef, live: Obj | None, result: Obj, *, dry_run: bool) -> Obj:
+        _fold_string_data(result)
         meta = result.setdefault("metadata", {})
         if live is None:
             meta["uid"] = str(uuid.uuid4())
@@ -276,15 +299,15 @@ class MemoryCluster:
             return copy.deepcopy(live)  # a no-op write keeps resourceVersion, as the API server does
         self._rv += 1
         meta["resourceVersion"] = str(self._rv)
-        self._objects[ref] = result
+        self._kinds.setdefault((ref.api_version, ref.kind), {})[ref] = result
         self.writes += 1
         return copy.deepcopy(result)
 
     def _remove(self, ref: ObjectRef, propagation: Propagation) -> None:
-        obj = self._objects.pop(ref)
+        obj = self._kinds[(ref.api_version, ref.kind)].pop(ref)
         uid = obj["metadata"].get("uid")
         self._rv += 1
-        for dep_ref, dep in list(self._objects.items()):
+        for dep_ref, dep in list(self._items()):
             owners = dep.get("metadata", {}).get("ownerReferences") or []
             if not uid or not any(o.get("uid") == uid for o in owners):
                 continue
@@ -293,8 +316,14 @@ class MemoryCluster:
                 dep["metadata"]["ownerReferences"] = kept
                 if not kept:
                     del dep["metadata"]["ownerReferences"]
-            elif dep_ref in self._objects:
+                self._rv += 1
+                dep["metadata"]["resourceVersion"] = str(self._rv)
+            elif self._lookup(dep_ref) is not None:
                 self._remove(dep_ref, propagation)
+        if (ref.api_version, ref.kind) == ("v1", "Namespace"):
+            for member in [r for r, _ in self._items() if r.namespace == ref.name]:
+                if self._lookup(member) is not None:  # not already gone with an owner
+                    self._remove(member, propagation)
         if ref.kind == "Pod":
             self._logs = {k: v for k, v in self._logs.items() if k[:2] != (ref.namespace, ref.name)}
 
@@ -311,7 +340,7 @@ class MemoryCluster:
         if "managedFields" not in meta:
             stored = record_update({"apiVersion": stored["apiVersion"], "metadata": {}}, stored,
                                    manager=SEED_MANAGER, now=str(meta["creationTimestamp"]))
-        self._objects[ref] = stored
+        self._kinds.setdefault((ref.api_version, ref.kind), {})[ref] = stored
 
     @staticmethod
     def _container(pod: Mapping[str, Any], container: str | None) -> str:

@@ -230,7 +230,7 @@ def _strategic_map(target: Any, patch: Mapping[str, Any]) -> Any:
 def _strategic_list(target: Any, patch: list[Any], field_name: str) -> list[Any]:
     if any(isinstance(i, dict) and i.get("$patch") == "replace" and _is_directive_item(i) for i in patch):
         return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and _is_directive_item(i))]
-    key = list_key(field_name, [i for i in patch if isinstance(i, dict)] or patch)
+    key = list_key(field_name, patch)
     if key is None or not isinstance(target, list) or list_key(field_name, target) not in (key, None):
         return [copy.deepcopy(i) for i in patch]
     out = copy.deepcopy(target)
@@ -340,20 +340,24 @@ def _delete_path(obj: Obj, path: Path) -> None:
         if nxt is _MISSING:
             return
         chain.append(nxt)
-    _remove_element(chain[-1], path[-1])
+    if not _remove_element(chain[-1], path[-1]):
+        return
     for depth in range(len(chain) - 1, 1, -1):  # never prune the top-level field itself (spec, metadata)
         if chain[depth] in ({}, []):
             _remove_element(chain[depth - 1], path[depth - 1])
 
 
-def _remove_element(node: Any, element: str) -> None:
-    if element.startswith("f:") and isinstance(node, dict):
-        node.pop(element[2:], None)
-    elif element.startswith("k:") and isinstance(node, list):
+def _remove_element(node: Any, element: str) -> bool:
+    if element.startswith("f:") and isinstance(node, dict) and element[2:] in node:
+        del node[element[2:]]
+        return True
+    if element.startswith("k:") and isinstance(node, list):
         ((key, value),) = json.loads(element[2:]).items()
         idx = _find(node, key, value)
         if idx >= 0:
             node.pop(idx)
+            return True
+    return False
 
 
 # -- server-side apply ---------------------------------------------------------------------------
@@ -366,6 +370,8 @@ def apply_merge(live: Any, config: Any, field_name: str = "") -> Any:
         for key, value in config.items():
             out[key] = apply_merge(out.get(key), value, key)
         return out
+    if config == [] and isinstance(live, list) and list_key(field_name, live) is not None:
+        return copy.deepcopy(live)  # an empty keyed list adds no items; owned items go via ownership
     key = list_key(field_name, config) if isinstance(config, list) else None
     if key is None or not isinstance(live, list) or list_key(field_name, live) not in (key, None):
         return copy.deepcopy(config)
@@ -436,9 +442,14 @@ def server_side_apply(live: Obj | None, config: Mapping[str, Any], *, manager: s
     result = apply_merge(live, config)
     entries = _reassign(entries, manager, applied, live, result)
     result["metadata"]["managedFields"] = entries
-    for path in sorted(_orphaned(live, manager, applied), key=len, reverse=True):
+    for path in sorted(_orphaned(live, manager, applied), key=_removal_order):
         _delete_path(result, path)
     return _replace_entry(result, manager, "Apply", str(config.get("apiVersion")), set(applied), now)
+
+
+def _removal_order(path: Path) -> tuple[int, Path]:
+    """Whole list items (paths ending in ".") before their fields, so the item is still findable by key."""
+    return (len(path) - (1 if path[-1] == "." else 0), path)
 
 
 def _apply_config(config: Mapping[str, Any]) -> Obj:

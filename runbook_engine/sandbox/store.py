@@ -4,10 +4,15 @@ Thread-safe, versioned (one global ``resourceVersion`` counter, as etcd's revisi
 subscriptions for the HTTP layer and change listeners for controllers. Mutating admission hooks
 (e.g. sidecar injection) run on create, before the object is stored, as a real webhook would.
 Objects are plain dicts; every read returns a deep copy so callers cannot corrupt stored state.
+
+The store also keeps what a real cluster keeps beside its objects: container logs (written by the
+pod runtime, read by ``pods/log``) and the kinds that stored CustomResourceDefinitions define
+(registered in ``Store.registry`` while the CRD exists).
 """
 
 from __future__ import annotations
 
+import builtins
 import copy
 import datetime as dt
 import queue
@@ -45,6 +50,35 @@ class _Watch:
     events: queue.Queue[WatchEvent | None] = field(default_factory=queue.Queue)
 
 
+class Subscription:
+    """One open watch: events arrive in commit order; ``next`` waits at most ``timeout`` seconds."""
+
+    def __init__(self, store: Store, watch: _Watch) -> None:
+        self._store = store
+        self._watch = watch
+        self.closed = False
+
+    def next(self, timeout: float) -> WatchEvent | None:
+        """The next event, or None when none arrived in time or the store closed its watches."""
+        if self.closed:
+            return None
+        try:
+            ev = self._watch.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if ev is None:
+            self.closed = True
+        return ev
+
+    def close(self) -> None:
+        self.closed = True
+        self._store._unsubscribe(self._watch)
+
+
+class ResourceVersionTooOld(Exception):
+    """A watch asked to resume from a revision older than the retained history."""
+
+
 class Store:
     """Versioned object store with watches, listeners and admission hooks."""
 
@@ -57,6 +91,8 @@ class Store:
         self.listeners: list[Listener] = []
         self.admission: list[AdmissionHook] = []
         self._history: list[tuple[int, WatchEvent, Key]] = []  # bounded log for watch resume
+        self._compacted_rv = 0  # events at or below this revision are no longer retained
+        self._logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container) -> log text
 
     # -- reads -------------------------------------------------------------------------------
     @property
@@ -76,9 +112,39 @@ class Store:
                 if av == api_version and k == kind and (namespace is None or ns == namespace)
             ]
 
-    def all_objects(self) -> list[Obj]:
+    def all_objects(self) -> builtins.list[Obj]:
         with self.lock:
             return [copy.deepcopy(o) for o in self._objects.values()]
+
+    def dependents(self, owner_uid: str) -> builtins.list[Obj]:
+        """Objects whose ``ownerReferences`` name ``owner_uid`` (what garbage collection follows)."""
+        with self.lock:
+            return [
+                copy.deepcopy(o)
+                for o in self._objects.values()
+                if any(ref.get("uid") == owner_uid for ref in (o.get("metadata") or {}).get("ownerReferences") or [])
+            ]
+
+    def exists_uid(self, uid: str) -> bool:
+        """Whether any stored object has this uid (an owner that still exists)."""
+        with self.lock:
+            return any((o.get("metadata") or {}).get("uid") == uid for o in self._objects.values())
+
+    # -- container logs ------------------------------------------------------------------------
+    def set_pod_log(self, namespace: str, pod: str, container: str, text: str) -> None:
+        """Replace the log of one container of a pod (the pod runtime's output)."""
+        with self.lock:
+            self._logs[(namespace, pod, container)] = text
+
+    def append_pod_log(self, namespace: str, pod: str, container: str, text: str) -> None:
+        with self.lock:
+            key = (namespace, pod, container)
+            self._logs[key] = self._logs.get(key, "") + text
+
+    def get_pod_log(self, namespace: str, pod: str, container: str) -> str:
+        """The log of one container; empty when it has logged nothing."""
+        with self.lock:
+            return self._logs.get((namespace, pod, container), "")
 
     # -- writes ------------------------------------------------------------------------------
     def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
@@ -135,29 +201,48 @@ class Store:
             self._rv += 1
             old = copy.deepcopy(old)
             old["metadata"]["resourceVersion"] = str(self._rv)
+            if kind == "Pod":
+                for log_key in [k for k in self._logs if k[:2] == (key[2], name)]:
+                    del self._logs[log_key]
             self._notify("DELETED", old, key)
+            if key[:2] == _CRD_KEY:
+                self._unregister_crd(old)
             return old
 
     # -- watches -----------------------------------------------------------------------------
-    def watch(self, kind: KindInfo, namespace: str | None, since_rv: int | None = None) -> Iterator[WatchEvent]:
-        """Events for a kind from ``since_rv`` on (replaying retained history); ends when ``close_watches``."""
+    def subscribe(self, kind: KindInfo, namespace: str | None, since_rv: int | None = None) -> Subscription:
+        """Open a watch on a kind; with ``since_rv``, retained events after that revision come first.
+
+        Raises ``ResourceVersionTooOld`` when events after ``since_rv`` are no longer retained.
+        """
         w = _Watch(kind, namespace)
         with self.lock:
             if since_rv is not None:
+                if since_rv < self._compacted_rv:
+                    raise ResourceVersionTooOld(f"too old resource version: {since_rv} ({self._compacted_rv})")
                 for rv, ev, key in self._history:
                     if rv > since_rv and self._watch_matches(w, key):
                         w.events.put(ev)
             self._watches.append(w)
+        return Subscription(self, w)
+
+    def watch(self, kind: KindInfo, namespace: str | None, since_rv: int | None = None) -> Iterator[WatchEvent]:
+        """Events for a kind from ``since_rv`` on (replaying retained history); ends when ``close_watches``."""
+        sub = self.subscribe(kind, namespace, since_rv)
         try:
             while True:
-                ev = w.events.get()
-                if ev is None:
+                ev = sub.next(timeout=3600.0)
+                if sub.closed:
                     return
-                yield ev
+                if ev is not None:
+                    yield ev
         finally:
-            with self.lock:
-                if w in self._watches:
-                    self._watches.remove(w)
+            sub.close()
+
+    def _unsubscribe(self, w: _Watch) -> None:
+        with self.lock:
+            if w in self._watches:
+                self._watches.remove(w)
 
     def close_watches(self) -> None:
         with self.lock:
@@ -167,12 +252,25 @@ class Store:
     # -- persistence -------------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:
         with self.lock:
-            return {"resourceVersion": self._rv, "objects": [copy.deepcopy(o) for o in self._objects.values()]}
+            return {
+                "resourceVersion": self._rv,
+                "objects": [copy.deepcopy(o) for o in self._objects.values()],
+                "logs": [[ns, pod, c, text] for (ns, pod, c), text in self._logs.items()],
+            }
 
     def load(self, data: dict[str, Any]) -> None:
+        """Replace the whole state with a ``dump``; kinds of stored CRDs are registered first."""
         with self.lock:
-            self._objects = {self._key(o): o for o in data.get("objects", [])}
+            objects = list(data.get("objects", []))
+            for obj in objects:
+                if (obj.get("apiVersion"), obj.get("kind")) == _CRD_KEY:
+                    for info in crd_kinds(obj):
+                        self.registry.register(info)
+            self._objects = {self._key(o): o for o in objects}
             self._rv = int(data.get("resourceVersion", 0))
+            self._compacted_rv = self._rv
+            self._history = []
+            self._logs = {(str(ns), str(pod), str(c)): str(text) for ns, pod, c, text in data.get("logs", [])}
 
     # -- internals ---------------------------------------------------------------------------
     def _key(self, obj: Obj) -> Key:
@@ -185,6 +283,9 @@ class Store:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         self._objects[key] = obj
+        if key[:2] == _CRD_KEY:
+            for info in crd_kinds(obj):
+                self.registry.register(info)
         out = copy.deepcopy(obj)
         self._notify(event, out, key)
         return copy.deepcopy(obj)
@@ -192,8 +293,10 @@ class Store:
     def _notify(self, event: str, obj: Obj, key: Key) -> None:
         ev = WatchEvent(event, obj, self._rv)
         self._history.append((self._rv, ev, key))
-        if len(self._history) > 20000:
-            del self._history[: len(self._history) - 20000]
+        if len(self._history) > _HISTORY:
+            dropped = len(self._history) - _HISTORY
+            self._compacted_rv = self._history[dropped - 1][0]
+            del self._history[:dropped]
         for w in self._watches:
             if self._watch_matches(w, key):
                 w.events.put(ev)
@@ -205,6 +308,45 @@ class Store:
         return (key[0], key[1]) == (w.kind.api_version, w.kind.kind) and (
             w.namespace is None or key[2] == w.namespace
         )
+
+
+    def _unregister_crd(self, crd: Obj) -> None:
+        """A deleted CRD takes its kinds and every object of them with it."""
+        for info in crd_kinds(crd):
+            for key in [k for k in self._objects if k[:2] == (info.api_version, info.kind)]:
+                self.delete(*key)
+            self.registry.unregister(info.api_version, info.kind)
+
+
+def crd_kinds(crd: Obj) -> list[KindInfo]:
+    """The kinds a CustomResourceDefinition defines: one per served version."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    group = str(spec.get("group", ""))
+    kind, plural = str(names.get("kind", "")), str(names.get("plural", ""))
+    if not (group and kind and plural):
+        return []
+    out = []
+    for version in spec.get("versions") or []:
+        if not version.get("served", True):
+            continue
+        subresources = tuple(sorted((version.get("subresources") or {}).keys()))
+        out.append(
+            KindInfo(
+                api_version=f"{group}/{version.get('name')}",
+                kind=kind,
+                plural=plural,
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                short_names=tuple(names.get("shortNames") or ()),
+                subresources=subresources,
+                categories=tuple(names.get("categories") or ()),
+            )
+        )
+    return out
+
+
+_CRD_KEY = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+_HISTORY = 20000
 
 
 def _spec_of(obj: Obj) -> Any:

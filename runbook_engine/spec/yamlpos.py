@@ -113,8 +113,8 @@ def _construct_sequence(loader: _PositionLoader, node: SequenceNode) -> Iterator
         data.item_locations.append(loader.node_location(item))
 
 
-_PositionLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)  # type: ignore[arg-type]
-_PositionLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)  # type: ignore[arg-type]
+_PositionLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+_PositionLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 
 
 def _syntax_error(file: str, exc: yaml.YAMLError) -> UserInputError:

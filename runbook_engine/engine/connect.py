@@ -1,0 +1,51 @@
+"""Connecting to an inventory cluster: kubeconfig + context, in-cluster service account, or a sandbox.
+
+A cluster with ``sandbox: <scenario>`` is started in-process, its state kept under
+``<state_dir>/sandbox/<cluster>/`` so a later ``resume`` finds the same objects, and reached
+through ``KubeCluster`` over HTTPS with the kubeconfig the sandbox writes: the same client path
+as production. The sandbox is stopped when the connection closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+from runbook_engine.kube.cluster import Cluster
+from runbook_engine.kube.kube_cluster import KubeCluster
+from runbook_engine.spec.model import ClusterSpec
+
+
+@contextmanager
+def connect(spec: ClusterSpec, state_dir: Path) -> Iterator[Cluster]:
+    """The cluster an inventory entry names, open for the duration of the ``with`` block."""
+    if spec.sandbox is not None:
+        with _sandbox(spec.name, spec.sandbox, state_dir) as cluster:
+            yield cluster
+    elif spec.in_cluster:
+        yield KubeCluster.in_cluster(spec.name)
+    else:
+        yield KubeCluster.from_kubeconfig(spec.kubeconfig, spec.context, spec.name)
+
+
+@contextmanager
+def _sandbox(name: str, scenario: Path, state_dir: Path) -> Iterator[Cluster]:
+    from runbook_engine.sandbox.app import build_sandbox
+
+    server = build_sandbox(state_dir / "sandbox" / name, scenario, port=0)
+    server.start()
+    try:
+        yield KubeCluster.from_kubeconfig(server.kubeconfig, None, name)
+    finally:
+        server.stop()
+
+
+class Connector:
+    """``ClusterConnector`` for the CLI: real clusters and sandboxes, sandbox state under ``state_dir``."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    def __call__(self, spec: ClusterSpec) -> AbstractContextManager[Cluster]:
+        return connect(spec, self.state_dir)

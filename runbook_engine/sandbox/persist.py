@@ -1,0 +1,86 @@
+"""The sandbox's state on disk: ``<state>/state.json``, written atomically (temp file, then rename)
+shortly after changes settle and when the server stops, so a restart finds the cluster as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from runbook_engine.sandbox.store import Obj, Store
+
+STATE_FILE = "state.json"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, readable by the owner only."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_state(state_dir: Path) -> dict[str, Any] | None:
+    """The saved store dump, or None when the directory holds no state yet."""
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+class StateSaver:
+    """Saves a store's dump after writes, at most once per ``delay`` seconds, and on ``flush``."""
+
+    def __init__(self, store: Store, state_dir: Path, delay: float = 1.0) -> None:
+        self.store = store
+        self.path = state_dir / STATE_FILE
+        self.delay = delay
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._saved_rv = -1
+
+    def install(self) -> None:
+        self.store.listeners.append(self._on_change)
+
+    def uninstall(self) -> None:
+        if self._on_change in self.store.listeners:
+            self.store.listeners.remove(self._on_change)
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def flush(self) -> None:
+        """Write the current state now (if anything changed since the last save)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            dump = self.store.dump()
+            if dump["resourceVersion"] == self._saved_rv and self.path.exists():
+                return
+            write_private(self.path, json.dumps(dump, separators=(",", ":")).encode())
+            self._saved_rv = int(dump["resourceVersion"])
+
+    def _on_change(self, event: str, obj: Obj) -> None:
+        with self._lock:
+            if self._timer is None:
+                self._timer = threading.Timer(self.delay, self._save_later)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _save_later(self) -> None:
+        with self._lock:
+            self._timer = None
+        self.flush()

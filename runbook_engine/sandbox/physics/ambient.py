@@ -1,0 +1,101 @@
+"""Ambient enrolment: what istio-cni's node agent does when a pod lands on a node.
+
+A pod is enrolled (annotation ``ambient.istio.io/redirection: enabled``) when its namespace or the
+pod itself carries ``istio.io/dataplane-mode=ambient``, the pod does not opt out with the pod label
+``istio.io/dataplane-mode=none``, it has no sidecar, and a ztunnel runs on its node
+(https://istio.io/latest/docs/ambient/usage/add-workloads/). Unlike sidecar injection this is live:
+labelling a namespace enrols its running pods without a restart, removing the label un-enrols them.
+A pod enrolled while ztunnel ran keeps its redirection when ztunnel disappears — and loses traffic.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from runbook_engine.errors import ConflictError, NotFoundError
+from runbook_engine.sandbox.physics import objects as o
+from runbook_engine.sandbox.physics.control_plane import ControlPlane
+from runbook_engine.sandbox.store import Store
+
+
+def wants_ambient(pod: o.Obj, namespace: o.Obj | None) -> bool:
+    pod_mode = o.labels(pod).get(o.DATAPLANE_MODE_LABEL)
+    if pod_mode is not None:
+        return pod_mode == "ambient"
+    return o.labels(namespace).get(o.DATAPLANE_MODE_LABEL) == "ambient"
+
+
+def should_enrol(pod: o.Obj, namespace: o.Obj | None, cp: ControlPlane) -> bool | None:
+    """True to enrol, False to un-enrol, None to leave the pod as it is (no ztunnel to ask)."""
+    if o.namespace_of(pod) in o.SYSTEM_NAMESPACES | {o.ISTIO_NAMESPACE} or o.spec(pod).get("hostNetwork"):
+        return False
+    if o.has_container(pod, o.ISTIO_PROXY) or not wants_ambient(pod, namespace):
+        return False
+    if not cp.ztunnel_on(o.node_of(pod)):
+        return None
+    return True
+
+
+class AmbientEnroller:
+    """Keeps the redirection annotation of every pod in line with the rules above.
+
+    ``on_event`` is a ``Store`` listener that only marks work; ``reconcile`` does it, either from
+    the background thread (``start``/``stop``) or synchronously.
+    """
+
+    def __init__(self, store: Store, control_plane: ControlPlane) -> None:
+        self.store = store
+        self.cp = control_plane
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def on_event(self, event: str, obj: o.Obj) -> None:
+        if obj.get("kind") in ("Namespace", "Pod") and obj.get("apiVersion") == "v1":
+            self._dirty.set()
+
+    def reconcile(self) -> int:
+        """Enrol or un-enrol pods as needed; returns how many pods changed."""
+        namespaces = {o.name_of(ns): ns for ns in self.store.list("v1", "Namespace")}
+        changed = 0
+        for pod in self.store.list("v1", "Pod"):
+            decision = should_enrol(pod, namespaces.get(o.namespace_of(pod)), self.cp)
+            enrolled = o.annotations_of(pod).get(o.AMBIENT_REDIRECTION) == "enabled"
+            if decision is None or decision == enrolled:
+                continue
+            changed += self._set(pod, decision)
+        return changed
+
+    def _set(self, pod: o.Obj, enrol: bool) -> int:
+        ann = pod.setdefault("metadata", {}).setdefault("annotations", {})
+        if enrol:
+            ann[o.AMBIENT_REDIRECTION] = "enabled"
+        else:
+            ann.pop(o.AMBIENT_REDIRECTION, None)
+        try:
+            self.store.update(pod, expect_rv=str(pod["metadata"].get("resourceVersion") or "") or None)
+        except (ConflictError, NotFoundError):
+            self._dirty.set()  # the pod moved on; look again on the next round
+            return 0
+        return 1
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._dirty.set()
+            self._thread = threading.Thread(target=self._loop, name="ambient-enroller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._dirty.wait()
+            if self._stop.is_set():
+                return
+            self._dirty.clear()
+            self.reconcile()

@@ -1,0 +1,70 @@
+"""Mesh faults: what a scenario (or the admin endpoint at run time) can break in the mesh.
+
+Scenario YAML (entries of the scenario's ``faults:`` list; entries of other shapes belong to the
+API/controller faults and are ignored here)::
+
+    faults:
+      - breaks_when_meshed: {namespace: sre, workload: legacy-worker}   # crash-loops once meshed
+      - ztunnel_missing: {node: node-3}        # ambient pods on node-3 lose their node proxy
+      - istiod_down: true                      # injection webhook unreachable, no cert renewal
+      - spire_agent_missing: {node: node-2}    # pods on node-2 get no SVID from SPIRE
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook_engine.errors import UserInputError
+
+MESH_FAULT_KEYS = frozenset({"breaks_when_meshed", "ztunnel_missing", "istiod_down", "spire_agent_missing"})
+
+
+@dataclass
+class MeshFaults:
+    """The set of active mesh faults; thread-safe so the admin endpoint can add faults live."""
+
+    broken_when_meshed: set[tuple[str, str]] = field(default_factory=set)
+    ztunnel_missing: set[str] = field(default_factory=set)
+    spire_agent_missing: set[str] = field(default_factory=set)
+    istiod_down: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_scenario(cls, entries: Iterable[Mapping[str, Any]]) -> MeshFaults:
+        faults = cls()
+        for entry in entries:
+            if MESH_FAULT_KEYS & set(entry):
+                faults.add(entry)
+        return faults
+
+    def add(self, entry: Mapping[str, Any]) -> None:
+        """Activate one fault given in the scenario shape above."""
+        with self._lock:
+            for key, value in entry.items():
+                self._add_one(str(key), value)
+
+    def _add_one(self, key: str, value: Any) -> None:
+        if key == "istiod_down":
+            self.istiod_down = bool(value)
+        elif key == "breaks_when_meshed":
+            self.broken_when_meshed.add((_field(value, key, "namespace"), _field(value, key, "workload")))
+        elif key == "ztunnel_missing":
+            self.ztunnel_missing.add(_field(value, key, "node"))
+        elif key == "spire_agent_missing":
+            self.spire_agent_missing.add(_field(value, key, "node"))
+        else:
+            raise UserInputError(
+                f"unknown mesh fault {key!r}", hint=f"use one of {', '.join(sorted(MESH_FAULT_KEYS))}"
+            )
+
+    def breaks(self, namespace: str, workload: str) -> bool:
+        return (namespace, workload) in self.broken_when_meshed
+
+
+def _field(value: Any, key: str, name: str) -> str:
+    if not isinstance(value, Mapping) or not value.get(name):
+        raise UserInputError(f"mesh fault {key} needs {{{name}: ...}}", hint=f"e.g. {key}: {{{name}: x}}")
+    return str(value[name])
