@@ -128,9 +128,8 @@ def main() -> None:
     done = time.perf_counter()
     outcomes = Counter(r.outcome.value for r in results)
     print(f"objects: {len(objects)}  workloads: {len(view.workloads)}  flows: {len(flows)}")
-    print(
-        f"index: {built - start:.2f} s  evaluate_all: {done - built:.2f} s  ({(done - built) / len(flows) * 1e6:.0f} µs/flow)"
-    )
+    per_flow = (done - built) / len(flows) * 1e6
+    print(f"index: {built - start:.2f} s  evaluate_all: {done - built:.2f} s  ({per_flow:.0f} µs/flow)")
     print("outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
 
 

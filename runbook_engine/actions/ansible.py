@@ -15,6 +15,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,24 @@ def task_name(data: Mapping[str, Any]) -> str:
     return f"{data['role']} : {task}" if data.get("role") else task
 
 
+class TaskOutcome(StrEnum):
+    """A task's result on one host, as ansible-playbook reports it."""
+
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNREACHABLE = "unreachable"
+
+
+_RESULT_EVENTS: dict[str, TaskOutcome] = {
+    "runner_on_ok": TaskOutcome.OK,
+    "runner_on_failed": TaskOutcome.FAILED,
+    "runner_on_skipped": TaskOutcome.SKIPPED,
+    "runner_on_unreachable": TaskOutcome.UNREACHABLE,
+}
+
+
 class EventLog:
     """Turns ansible-runner events into one line per task result, and keeps the first failure."""
 
@@ -91,30 +110,26 @@ class EventLog:
         self.counts: dict[str, int] = {}
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
-        data = event.get("event_data") or {}
-        line = self._line(str(event.get("event", "")), data)
-        if line and self._log is not None:
-            self._log(line)
+        outcome = _RESULT_EVENTS.get(str(event.get("event", "")))
+        if outcome is not None:
+            line = self._record(outcome, event.get("event_data") or {})
+            if self._log is not None:
+                self._log(line)
         return True  # keep the event in the runner's artifacts too
 
-    def _line(self, name: str, data: Mapping[str, Any]) -> str:
-        outcome = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_skipped": "skipped",
-                   "runner_on_unreachable": "unreachable"}.get(name)
-        if outcome is None:
-            return ""
+    def _record(self, outcome: TaskOutcome, data: Mapping[str, Any]) -> str:
         res = data.get("res") or {}
-        if outcome == "ok" and res.get("changed"):
-            outcome, self.changed = "changed", True
-        ignored = outcome == "failed" and data.get("ignore_errors")
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
-        task = f"TASK [{task_name(data)}]"
-        line = f"{task} {outcome}"
-        if outcome in ("failed", "unreachable"):
-            message = str(res.get("msg") or res.get("stderr") or "").strip()
-            line += " (ignored)" if ignored else ""
-            line += f": {message}" if message else ""
-            if not ignored and not self.failure:
-                self.failure = f"{task} {outcome}: {message}"
+        if outcome is TaskOutcome.OK and res.get("changed"):
+            outcome, self.changed = TaskOutcome.CHANGED, True
+        self.counts[outcome.value] = self.counts.get(outcome.value, 0) + 1
+        task = f"TASK [{task_name(data)}] {outcome.value}"
+        if outcome not in (TaskOutcome.FAILED, TaskOutcome.UNREACHABLE):
+            return task
+        message = str(res.get("msg") or res.get("stderr") or "").strip()
+        if data.get("ignore_errors"):
+            return f"{task} (ignored)" + (f": {message}" if message else "")
+        line = f"{task}: {message}" if message else task
+        self.failure = self.failure or line
         return line
 
 

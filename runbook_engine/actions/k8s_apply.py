@@ -25,6 +25,7 @@ from runbook_engine.actions.objects import plural, sets_differ
 from runbook_engine.errors import Location, UserInputError
 from runbook_engine.kube.change import Change, ChangeKind
 from runbook_engine.kube.cluster import Cluster, Obj
+from runbook_engine.kube.merge import to_apply_config
 from runbook_engine.kube.refs import REGISTRY, ObjectRef
 from runbook_engine.spec.templating import Templar
 
@@ -98,8 +99,9 @@ def default_namespace(obj: Obj, namespace: str | None, where: str) -> None:
 
 
 def comparable(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The configuration as the server would store it, for comparison: Secret stringData becomes data."""
-    out = dict(config)
+    """The fields a configuration sets, as the server stores them: no status or server metadata (an
+    exported manifest may carry them), and a Secret's write-only ``stringData`` folded into ``data``."""
+    out = to_apply_config(config)
     if out.get("kind") == "Secret" and out.get("apiVersion") == "v1" and out.get("stringData"):
         data = dict(out.get("data") or {})
         for key, value in dict(out.pop("stringData")).items():

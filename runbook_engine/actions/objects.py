@@ -1,4 +1,4 @@
-"""Shared helpers for the object actions: kind resolution, target selection, patch-carrying changes.
+"""Shared helpers for the object actions: target selection, field comparison, patch-carrying changes.
 
 Actions that modify *part* of an object (``k8s_patch``, ``k8s_label``, ``rollout_restart``) return a
 ``Change`` whose ``before`` is the live object, whose ``after`` is the object as it will be once
@@ -10,7 +10,6 @@ other managers nor leave their ownership alone. Rollback restores ``before`` (th
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from runbook_engine.errors import UserInputError
 from runbook_engine.kube.change import Change, ChangeKind
 from runbook_engine.kube.cluster import Cluster, Obj, PatchType
 from runbook_engine.kube.lookup import resolve_kind
+from runbook_engine.kube.merge import list_key
 from runbook_engine.kube.refs import KindInfo, ObjectRef
 from runbook_engine.kube.selectors import parse_selector
 
@@ -90,10 +90,9 @@ def find_targets(cluster: Cluster, args: TargetArgs) -> tuple[KindInfo, list[Obj
     info = resolve_kind(args.kind, args.api_version)
     found: list[Obj] = []
     missing: list[ObjectRef] = []
-    for ns in args.namespaces():
-        if info.namespaced and args.name is not None and not ns:
+    for scope in args.namespaces() if info.namespaced else [None]:
+        if info.namespaced and args.name is not None and not scope:
             raise UserInputError(f"{info.kind} is namespaced: set 'namespace' for {args.name}")
-        scope = ns if info.namespaced else None
         if args.name is not None:
             ref = ObjectRef(info.api_version, info.kind, scope or "", args.name)
             live = cluster.get(ref)
@@ -117,25 +116,32 @@ def patch_change(kind: ChangeKind, live: Obj, after: Obj, patch: Any, patch_type
                   meta=patch_meta(patch, patch_type))
 
 
-def sets_differ(desired: Any, live: Any) -> bool:
+def sets_differ(desired: Any, live: Any, field_name: str = "") -> bool:
     """Whether ``live`` differs from ``desired`` in any field ``desired`` sets.
 
     Maps compare key by key over ``desired``'s keys only (fields the server defaults or other
-    managers own are ignored); lists compare element by element and must have the same length.
+    managers own are ignored). Lists keyed by a merge key (containers by name, ports by port…)
+    compare each desired item with the live item of the same key, as server-side apply merges
+    them; other lists are atomic and compare element by element.
     """
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
             return True
-        return any(sets_differ(v, live.get(k)) for k, v in desired.items())
+        return any(sets_differ(v, live.get(k), k) for k, v in desired.items())
     if isinstance(desired, list):
-        if not isinstance(live, list) or len(live) != len(desired):
+        if not isinstance(live, list):
             return True
-        return any(sets_differ(d, v) for d, v in zip(desired, live, strict=True))
+        key = list_key(field_name, desired)
+        if key is not None:
+            return any(sets_differ(item, _item_with(live, key, item.get(key)), field_name) for item in desired)
+        return len(live) != len(desired) or any(
+            sets_differ(d, v, field_name) for d, v in zip(desired, live, strict=True)
+        )
     return bool(desired != live)
 
 
-def deep_copy(obj: Obj) -> Obj:
-    return copy.deepcopy(obj)
+def _item_with(items: list[Any], key: str, value: Any) -> Any:
+    return next((i for i in items if isinstance(i, Mapping) and i.get(key) == value), None)
 
 
 def plural(n: int, noun: str) -> str:

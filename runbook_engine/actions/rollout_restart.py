@@ -22,7 +22,7 @@ from runbook_engine.actions.objects import TargetArgs, describe_refs, find_targe
 from runbook_engine.actions.waiting import Pending, describe_pending, interval_field, timeout_field, wait_until
 from runbook_engine.kube.change import Change, ChangeKind
 from runbook_engine.kube.cluster import Cluster, Obj, PatchType
-from runbook_engine.kube.health import pod_problem, rollout_state
+from runbook_engine.kube.health import pod_blocker, rollout_state
 from runbook_engine.kube.refs import ObjectRef
 from runbook_engine.kube.selectors import selector_to_string
 
@@ -67,7 +67,7 @@ def pod_problems(cluster: Cluster, workload: Obj) -> list[str]:
         return []
     namespace = str(workload["metadata"].get("namespace") or "")
     pods = cluster.list("v1", "Pod", namespace, selector_to_string(selector))
-    problems = [(p["metadata"]["name"], pod_problem(p)) for p in pods]
+    problems = [(p["metadata"]["name"], pod_blocker(p)) for p in pods]
     return [f"pod {name}: {why}" for name, why in problems if why]
 
 

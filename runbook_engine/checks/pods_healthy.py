@@ -16,7 +16,7 @@ from pydantic import Field
 from runbook_engine.checks.base import Baseline, Check, CheckArgs, CheckContext, register
 from runbook_engine.checks.baseline import intermediate_owners, owner_of
 from runbook_engine.kube.cluster import Obj
-from runbook_engine.kube.health import pod_completed, pod_problem, pod_ready, pod_restarts, pod_status_text
+from runbook_engine.kube.health import pod_blocker, pod_completed, pod_ready, pod_restarts, pod_status_text
 from runbook_engine.kube.selectors import parse_selector
 from runbook_engine.report.verdict import Evidence, Section, Status, Verdict
 
@@ -59,7 +59,7 @@ def new_restarts(pod: Obj, baseline: Baseline | None) -> int | None:
 
 def problem_of(pod: Obj, baseline: Baseline | None, max_restarts: int) -> tuple[str, bool]:
     """(what is wrong with the pod or "", whether only restarts are wrong)."""
-    problem = pod_problem(pod)
+    problem = pod_blocker(pod)
     if problem:
         return problem, False
     if (pod.get("status") or {}).get("phase") != "Running" or not pod_ready(pod):
@@ -162,7 +162,8 @@ class PodsHealthy(Check[PodsHealthyArgs]):
                                  "run: " + self._list(old), evidence, data=data,
                                  hint="these workloads were already failing; fix them separately")
         first = new[0].pod.split("/", 1)
-        return self._verdict(ctx, Status.FAIL, f"{len(new)} of {len(pods)} pods unhealthy: " + self._list(new),
+        known = f"; {len(old)} more already unhealthy before the run" if old else ""
+        return self._verdict(ctx, Status.FAIL, f"{len(new)} of {len(pods)} pods unhealthy: {self._list(new)}{known}",
                              evidence, data=data,
                              hint=f"kubectl describe pod {first[1]} -n {first[0]}; "
                              f"kubectl logs {first[1]} -n {first[0]} --all-containers --previous")

@@ -107,7 +107,8 @@ class ConsoleRenderer:
 
     def _diff(self, event: Event) -> None:
         self.line(f"  would {event.message}", "yellow")
-        self._print_diff(event.data)
+        if "after" in event.data or "before" in event.data:
+            self._print_diff(event.data)
 
     def _print_diff(self, data: dict[str, Any]) -> None:
         text = diff_objects(data.get("before"), data.get("after"), ref_label=str(data.get("ref", "")))

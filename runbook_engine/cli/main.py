@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runbook_engine.cli.console import ConsoleRenderer
+from runbook_engine.cli.sandbox_cmd import sandbox
 from runbook_engine.engine.connect import Connector
 from runbook_engine.engine.journal import RunRecord, RunStatus, RunStore
 from runbook_engine.engine.modules import catalog
@@ -90,16 +91,15 @@ class _Context:
     def __init__(self, state_dir: Path, verbosity: int) -> None:
         self.state_dir = state_dir
         self.verbosity = verbosity
-        self.console = Console(highlight=False, soft_wrap=True)
+        # Piped output (logs, CI) is not wrapped at 80 columns: tables and diffs stay one line per row.
+        self.console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
         self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def store(self) -> RunStore:
         return RunStore(self.state_dir)
 
     def engine(self, store: RunStore, renderer: ConsoleRenderer) -> Engine:
-        from runbook_engine.checks.baseline import take_baseline
-
-        return Engine(store, connect=Connector(self.state_dir), sink=renderer, baseline=take_baseline)
+        return Engine(store, connect=Connector(self.state_dir), sink=renderer)
 
     def renderer(self) -> ConsoleRenderer:
         return ConsoleRenderer(self.console, self.verbosity)
@@ -254,9 +254,12 @@ def runs(ctx: _Context, as_json: bool) -> int:
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in records], indent=2))
         return EXIT_OK
-    table = Table("run", "status", "cluster", "phase", "updated", "reason")
+    table = Table(box=None)
+    for column in ("run", "status", "cluster", "phase"):
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=80)
     for r in records:
-        table.add_row(r.id, r.status.value, r.cluster, r.current_phase, r.updated, redact_text(r.paused_reason))
+        table.add_row(r.id, r.status.value, r.cluster, r.current_phase, redact_text(r.paused_reason))
     ctx.console.print(table)
     return EXIT_OK
 
@@ -279,6 +282,9 @@ def check(ctx: _Context, playbook: Path, inventory: Path, extra_vars: tuple[str,
     ctx.console.print(f"ok: {playbook} is valid ({len(book.plays)} plays, {phases} phases, "
                       f"{len(inv.clusters)} clusters)", style="green", highlight=False, markup=False)
     return EXIT_OK
+
+
+cli.add_command(sandbox)
 
 
 def report_error(exc: BaseException) -> int:

@@ -186,6 +186,10 @@ class RunStore:
     def close(self) -> None:
         self._db.close()
 
+    def pragma(self, name: str) -> Any:
+        """A SQLite setting of the open journal (``journal_mode``, ``synchronous``…)."""
+        return self._db.execute(f"PRAGMA {name}").fetchone()[0]
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         self._db.execute("BEGIN IMMEDIATE")
@@ -322,9 +326,9 @@ class RunStore:
         undo: bool | None = None,
     ) -> list[ChangeRecord]:
         """The run's journaled changes in order, optionally of one phase/task, originals or undos only."""
-        sql, args = "SELECT * FROM changes WHERE run_id=?", [run_id]
+        sql, args = "SELECT * FROM changes WHERE run_id=?", list[Any]([run_id])
         if phase_index is not None:
-            sql, args = sql + " AND phase_index=?", [*args, str(phase_index)]
+            sql, args = sql + " AND phase_index=?", [*args, phase_index]
         if task_key is not None:
             sql, args = sql + " AND task_key=?", [*args, task_key]
         if undo is not None:
@@ -392,9 +396,9 @@ class RunStore:
             )
 
     def verdicts(self, run_id: str, phase_index: int | None = None) -> list[Verdict]:
-        sql, args = "SELECT verdict FROM verdicts WHERE run_id=?", [run_id]
+        sql, args = "SELECT verdict FROM verdicts WHERE run_id=?", list[Any]([run_id])
         if phase_index is not None:
-            sql, args = sql + " AND phase_index=?", [*args, str(phase_index)]
+            sql, args = sql + " AND phase_index=?", [*args, phase_index]
         rows = self._db.execute(sql + " ORDER BY phase_index, seq", args).fetchall()
         return [Verdict.from_dict(json.loads(r["verdict"])) for r in rows]
 

@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine.checks.base import Baseline
+from runbook_engine.checks.baseline import take_baseline
 from runbook_engine.engine.checkpoint import CheckEnv, Decision, decide, run_check
 from runbook_engine.engine.events import Event, EventKind, EventSink, TaskStatus, discard
 from runbook_engine.engine.executor import ChangeExecutor
 from runbook_engine.engine.journal import ChangeOrigin, RunRecord, RunStatus, RunStore, Stage, owner_alive
 from runbook_engine.engine.lease import ClusterLock
+from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.objects import fingerprint, strip_server_fields
 from runbook_engine.engine.rollback import PhaseRollback
 from runbook_engine.engine.secrets import mask_secrets
@@ -48,6 +50,8 @@ from runbook_engine.kube.cluster import Cluster
 from runbook_engine.kube.refs import ObjectRef
 from runbook_engine.report.verdict import Status, Verdict
 from runbook_engine.spec.hosts import match_hosts, select_clusters
+from runbook_engine.spec.inventory import load_inventory
+from runbook_engine.spec.loader import load_playbook
 from runbook_engine.spec.model import (
     CheckSpec,
     ClusterSpec,
@@ -63,6 +67,23 @@ from runbook_engine.spec.vars import BATCH_VAR, Scope
 
 ClusterConnector = Callable[[ClusterSpec], AbstractContextManager[Cluster]]
 BaselineTaker = Callable[[Cluster], Baseline]
+
+
+@dataclass(frozen=True)
+class PhaseGateRequest:
+    """What a phase gate (the planner's impact check) sees just before a phase's tasks run."""
+
+    run_id: str
+    cluster: Cluster
+    playbook: PlaybookSpec
+    phase: PhaseSpec
+    index: int
+    variables: Mapping[str, Any]
+    resumed: bool  # the operator resumed the run at this phase's start
+
+
+#: Called before a phase writes anything; a returned reason pauses the run there (nothing written).
+PhaseGate = Callable[[PhaseGateRequest], str | None]
 _OK_STATUSES = frozenset({Status.PASS, Status.FLAG, Status.SKIP, Status.PREEXISTING})
 
 
@@ -78,18 +99,26 @@ class RunOptions:
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     limit: str | None = None
     lock_namespace: str = "default"
+    #: Execute the changes on a disposable cluster (the planner's snapshot): no lock, no gates or
+    #: pauses, no waiting after writes; checkpoints run and are recorded but never stop the run.
+    simulate: bool = False
+
+    @property
+    def attended(self) -> bool:
+        """Whether gates, pauses and the cluster lock apply (a real run, not a dry or simulated one)."""
+        return not (self.check or self.simulate)
 
     def to_dict(self) -> dict[str, Any]:
         return {"check": self.check, "diff": self.diff, "tags": sorted(self.tags), "skip_tags": sorted(self.skip_tags),
                 "start_at_phase": self.start_at_phase, "extra_vars": dict(self.extra_vars), "limit": self.limit,
-                "lock_namespace": self.lock_namespace}
+                "lock_namespace": self.lock_namespace, "simulate": self.simulate}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunOptions:
         return cls(check=bool(d.get("check")), diff=bool(d.get("diff")), tags=frozenset(d.get("tags") or ()),
                    skip_tags=frozenset(d.get("skip_tags") or ()), start_at_phase=d.get("start_at_phase"),
                    extra_vars=dict(d.get("extra_vars") or {}), limit=d.get("limit"),
-                   lock_namespace=str(d.get("lock_namespace") or "default"))
+                   lock_namespace=str(d.get("lock_namespace") or "default"), simulate=bool(d.get("simulate")))
 
 
 @dataclass(frozen=True)
@@ -195,11 +224,12 @@ class Engine:
     """Runs, resumes and rolls back playbooks; reports through ``sink``; journals in ``store``."""
 
     def __init__(self, store: RunStore, *, connect: ClusterConnector, sink: EventSink = discard,
-                 baseline: BaselineTaker | None = None) -> None:
+                 baseline: BaselineTaker | None = take_baseline, phase_gate: PhaseGate | None = None) -> None:
         self.store = store
         self.connect = connect
         self.sink = sink
         self.take_baseline = baseline
+        self.phase_gate = phase_gate
 
     # public API ---------------------------------------------------------------------------------------
     def run(self, playbook: PlaybookSpec, inventory: InventorySpec, options: RunOptions) -> list[RunResult]:
@@ -232,8 +262,6 @@ class Engine:
                                 hint="stop it (it pauses at the next step) before rolling back")
         options = RunOptions.from_dict(record.options)
         if inventory is None:
-            from runbook_engine.spec.inventory import load_inventory
-
             inventory = load_inventory(Path(record.inventory), extra_vars=dict(options.extra_vars))
         indices = self._phases_to_undo(record, phase)
         with self.connect(inventory.clusters[record.cluster]) as cluster:
@@ -256,8 +284,9 @@ class Engine:
                      options: RunOptions) -> RunResult:
         phases = phases_for(playbook, inventory, name)
         start = self._start_index(phases, options.start_at_phase)
-        record = self.store.create_run(playbook=str(playbook.path), playbook_hash=playbook_hash(playbook),
-                                       inventory=str(inventory.path), cluster=name, options=options.to_dict())
+        record = self.store.create_run(playbook=str(playbook.path.resolve()), playbook_hash=playbook_hash(playbook),
+                                       inventory=str(inventory.path.resolve()), cluster=name,
+                                       options=options.to_dict())
         with self.connect(inventory.clusters[name]) as cluster:
             run = self._state(record, playbook, inventory, cluster, options)
             return self._guarded(run, lambda: self._fresh(run, start))
@@ -276,9 +305,15 @@ class Engine:
 
     def _guarded(self, run: _Run, body: Callable[[], RunResult]) -> RunResult:
         """Hold the cluster lock while ``body`` runs; a crash of the engine marks the run failed."""
-        if not run.options.check:
-            run.lock = ClusterLock(run.cluster, run.id, run.options.lock_namespace)
-            run.lock.acquire()
+        if run.options.attended:
+            lock = ClusterLock(run.cluster, run.id, run.options.lock_namespace)
+            try:
+                lock.acquire()
+            except RunStateError as exc:
+                if run.record.status is RunStatus.RUNNING:  # a new run that never started
+                    self.store.set_status(run.id, RunStatus.FAILED, reason=str(exc))
+                raise
+            run.lock = lock
         try:
             return body()
         except BaseException as exc:
@@ -291,7 +326,7 @@ class Engine:
                 run.lock.release()
 
     def _drive(self, run: _Run, start: int, stage: Stage) -> RunResult:
-        self.store.set_status(run.id, RunStatus.RUNNING)
+        self.store.set_status(run.id, RunStatus.RUNNING, fingerprint={})  # a pause's fingerprint is spent
         try:
             for ref in run.phases[start:]:
                 self._phase(run, ref, stage if ref.index == start else Stage.BEFORE)
@@ -319,7 +354,7 @@ class Engine:
         if stage in (Stage.BEFORE, Stage.TASKS, Stage.CHECKPOINT):
             self._checkpoint(run, ref)
         self._position(run, ref, Stage.AFTER)
-        if phase.pause_after and run.acknowledged != (ref.index, Stage.AFTER) and not run.options.check:
+        if phase.pause_after and run.acknowledged != (ref.index, Stage.AFTER) and run.options.attended:
             self._pause(run, ref, Stage.AFTER, _gate_text(phase.pause_after, f"pause after phase {phase.name}"))
         self._position(run, ref, Stage.DONE)
         self._emit_run(run, EventKind.PHASE_END, phase.name, phase=phase.name)
@@ -344,13 +379,23 @@ class Engine:
             self.store.save_vars(run.id, f"{ref.index}:start", run.facts)
         self._emit_run(run, EventKind.PHASE_START, phase.name, {"index": ref.index + 1, "total": len(run.phases)},
                        phase=phase.name)
-        if phase.pause_before and run.acknowledged != (ref.index, Stage.BEFORE) and not run.options.check:
+        if phase.pause_before and run.acknowledged != (ref.index, Stage.BEFORE) and run.options.attended:
             self._pause(run, ref, Stage.BEFORE, _gate_text(phase.pause_before, f"pause before phase {phase.name}"))
         if phase.checkpoint.preflight:
             verdicts = self._run_checks(run, ref, phase.checkpoint.preflight, preflight=True)
             decision, reason = decide(verdicts, phase.checkpoint)
-            if decision is not Decision.CONTINUE and not run.options.check:
+            if decision is not Decision.CONTINUE and run.options.attended:
                 self._pause(run, ref, Stage.BEFORE, "preflight " + reason)
+        self._gate(run, ref)
+
+    def _gate(self, run: _Run, ref: PhaseRef) -> None:
+        if self.phase_gate is None:
+            return
+        request = PhaseGateRequest(run.id, run.reader, run.playbook, ref.phase, ref.index,
+                                   self._variables(run, ref), run.acknowledged == (ref.index, Stage.BEFORE))
+        reason = self.phase_gate(request)
+        if reason and run.options.attended:
+            self._pause(run, ref, Stage.BEFORE, reason)
 
     def _tasks(self, run: _Run, ref: PhaseRef) -> None:
         phase = ref.phase
@@ -396,7 +441,8 @@ class Engine:
         return TaskRunner(
             cluster=run.reader, store=self.store, run_id=run.id, origin=origin,
             scope=VarLayers(layers, run.facts), emit=self._task_emitter(run, ref),
-            options=TaskOptions(run.options.check, run.options.diff, run.options.tags, run.options.skip_tags),
+            options=TaskOptions(run.options.check, run.options.diff, run.options.tags, run.options.skip_tags,
+                                simulate=run.options.simulate),
             executor=executor, base_dir=run.playbook.path.parent,
             records={} if run.options.check else self.store.task_records(run.id),
             role_layers=lambda task: self._role_layers(run, task),
@@ -430,6 +476,8 @@ class Engine:
         decision, reason = decide(verdicts, phase.checkpoint)
         self._emit_run(run, EventKind.CHECKPOINT_DECISION, reason or "checkpoint passed",
                        {"decision": decision.value}, phase=phase.name)
+        if run.options.simulate:
+            return  # predicted outcome only: a simulation never stops at a checkpoint
         if decision is Decision.ROLLBACK:
             self._rollback(run, ref, reason)
         if decision is Decision.PAUSE:
@@ -580,10 +628,6 @@ class Engine:
     def _specs(self, record: RunRecord, options: RunOptions, playbook: PlaybookSpec | None,
                inventory: InventorySpec | None) -> tuple[PlaybookSpec, InventorySpec]:
         if playbook is None or inventory is None:
-            from runbook_engine.engine.modules import catalog
-            from runbook_engine.spec.inventory import load_inventory
-            from runbook_engine.spec.loader import load_playbook
-
             playbook = playbook or load_playbook(Path(record.playbook), catalog=catalog())
             inventory = inventory or load_inventory(Path(record.inventory), extra_vars=dict(options.extra_vars))
         return playbook, inventory
@@ -616,7 +660,7 @@ class Engine:
             "group_names": list(run.spec.groups), "groups": {k: list(v) for k, v in run.inventory.groups.items()},
             "hostvars": {k: dict(v.vars) for k, v in run.inventory.clusters.items()},
             "playbook_dir": str(run.playbook.path.parent), "run_id": run.id, "phase_name": ref.phase.name,
-            "check_mode": run.options.check,
+            "check_mode": not run.options.attended,
         }
         return {Scope.INVENTORY: [run.spec.vars], Scope.PLAY: [ref.play.vars], Scope.PHASE: [ref.phase.vars],
                 Scope.EXTRA: [run.options.extra_vars], Scope.MAGIC: [magic]}
@@ -652,7 +696,7 @@ class Engine:
 
     def _emit(self, run_id: str, cluster: str, kind: EventKind, message: str, *, phase: str = "", task: str = "",
               data: Mapping[str, Any] | None = None, journal: bool = True) -> None:
-        event = Event(kind, message, run_id, cluster, phase, task, mask_secrets(dict(data or {})))
+        event = Event(kind, mask_secrets(message), run_id, cluster, phase, task, mask_secrets(dict(data or {})))
         if journal:
             self.store.add_event(event)
         self.sink(event)

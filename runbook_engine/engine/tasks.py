@@ -84,6 +84,7 @@ class TaskOptions:
     diff: bool = False
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
+    simulate: bool = False  # write, but never wait or stop at a gate (a disposable snapshot cluster)
 
 
 @dataclass
@@ -95,6 +96,14 @@ class Outcome:
     facts: dict[str, Any] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     gate: str | None = None
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """What a task inherits from enclosing blocks: tags and block ``vars``."""
+
+    tags: frozenset[str] = frozenset()
+    block_vars: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass
@@ -113,23 +122,23 @@ class TaskRunner:
     records: dict[str, TaskRecord] = field(default_factory=dict)
     role_layers: Callable[[TaskSpec], Mapping[Scope, Sequence[Mapping[str, Any]]]] | None = None
     counts: dict[TaskStatus, int] = field(default_factory=dict)
-    changed_objects: list[Change] = field(default_factory=list)
+    planned_here: set[str] = field(default_factory=set)  # task keys this process planned (retries plan anew)
 
     # task lists and blocks -----------------------------------------------------------------
-    def run_tasks(self, tasks: Sequence[TaskSpec], prefix: str, inherited: _Inherited) -> None:
+    def run_tasks(self, tasks: Sequence[TaskSpec], prefix: str, inherited: Inherited) -> None:
         for index, task in enumerate(tasks):
             self.run_task(task, f"{prefix}{index}", inherited)
 
-    def run_task(self, task: TaskSpec, key: str, inherited: _Inherited) -> None:
+    def run_task(self, task: TaskSpec, key: str, inherited: Inherited) -> None:
         tags = inherited.tags | frozenset(task.tags)
         if not tags_selected(tags, self.options.tags, self.options.skip_tags):
             return
         if task.is_block:
-            self._run_block(task, key, _Inherited(tags, (*inherited.block_vars, task.vars)))
+            self._run_block(task, key, Inherited(tags, (*inherited.block_vars, task.vars)))
         else:
-            self._run_module(task, key, _Inherited(tags, inherited.block_vars))
+            self._run_module(task, key, Inherited(tags, inherited.block_vars))
 
-    def _run_block(self, task: TaskSpec, key: str, inherited: _Inherited) -> None:
+    def _run_block(self, task: TaskSpec, key: str, inherited: Inherited) -> None:
         variables = self._variables(task, inherited, {})
         if not Templar(variables).evaluate(task.when, location=_where(task, "when")):
             self._count(TaskStatus.SKIPPED)
@@ -143,7 +152,7 @@ class TaskRunner:
             self._rescue(task, key, inherited, failure)
         self.run_tasks(task.always, f"{key}.a", inherited)
 
-    def _rescue(self, task: TaskSpec, key: str, inherited: _Inherited, failure: TaskFailure) -> None:
+    def _rescue(self, task: TaskSpec, key: str, inherited: Inherited, failure: TaskFailure) -> None:
         self.scope.facts["ansible_failed_task"] = {"name": failure.task}
         try:
             self.run_tasks(task.rescue, f"{key}.r", inherited)
@@ -153,15 +162,14 @@ class TaskRunner:
         self._count(TaskStatus.RESCUED)
 
     # module tasks ----------------------------------------------------------------------------
-    def _run_module(self, task: TaskSpec, key: str, inherited: _Inherited) -> None:
+    def _run_module(self, task: TaskSpec, key: str, inherited: Inherited) -> None:
         self.emit(EventKind.TASK_START, task.name, task.name, {"module": task.module or ""})
-        variables = self._variables(task, inherited, {})
         if task.loop is None:
-            outcomes = [self._item(task, key, variables)]
+            outcomes = [self._item(task, key, self._variables(task, inherited, {}))]
             result = outcomes[0].result
         else:
-            items = self._loop_items(task, variables)
-            outcomes = [self._item(task, f"{key}[{n}]", {**variables, task.loop_var: item})
+            items = self._loop_items(task, self._variables(task, inherited, {}))
+            outcomes = [self._item(task, f"{key}[{n}]", self._variables(task, inherited, {task.loop_var: item}))
                         for n, item in enumerate(items)]
             result = _loop_result(outcomes)
         if task.register_var:
@@ -179,7 +187,7 @@ class TaskRunner:
             failed = [key] if task.loop is None else [
                 f"{key}[{n}]" for n, o in enumerate(outcomes) if o.status is TaskStatus.FAILED]
             raise TaskFailure(task.name, msg or "failed", failed)
-        if gate is not None and not self.options.check:
+        if gate is not None and not (self.options.check or self.options.simulate):
             raise GateReached(gate)
 
     def _item(self, task: TaskSpec, key: str, variables: dict[str, Any]) -> Outcome:
@@ -215,10 +223,11 @@ class TaskRunner:
 
         last: Outcome = Retrying(stop=stop_after_attempt(task.retries + 1), wait=wait_fixed(task.delay),
                                  retry=retry_if_result(unmet), retry_error_callback=lambda _: tried[-1])(attempt)
+        met = not unmet(last)
         last.changes = [c for o in tried for c in o.changes]
         if last.changes and last.status is TaskStatus.OK:
             last.status, last.result["changed"] = TaskStatus.CHANGED, True
-        if unmet(last):
+        if not met:
             last.result.update(failed=True, msg=f"condition `until` not met after {len(tried)} attempts")
             last.status = TaskStatus.IGNORED if self._ignored(task, variables) else TaskStatus.FAILED
         return last
@@ -261,7 +270,6 @@ class TaskRunner:
         msg = settled.msg or planned.msg
         result = {**planned.result, **settled.result, "changed": changed, "failed": failed, "msg": msg,
                   "changes": [str(c.ref) for c in applied]}
-        self.changed_objects.extend(applied)
         return Outcome(TaskStatus.OK, result, dict(planned.facts), applied, planned.gate)
 
     def _prepare(self, task: TaskSpec, variables: dict[str, Any]) -> tuple[Action[Any], Any, ActionContext]:
@@ -280,7 +288,8 @@ class TaskRunner:
             rendered[name] = [templar.evaluate(c, location=locations.get(name, task.location)) for c in items]
         args = validate_args(action_cls.Args, rendered, task.location, module=module, locations=locations)
         base_dir = task.base_dir or self.base_dir
-        ctx = ActionContext(cluster=self.cluster, vars=variables, check_mode=self.options.check,
+        ctx = ActionContext(cluster=self.cluster, vars=variables,
+                            check_mode=self.options.check or self.options.simulate,
                             base_dir=base_dir, template_dirs=(base_dir / "templates",),
                             progress=self._progress, log=self._log)
         return action_cls(), args, ctx
@@ -288,8 +297,10 @@ class TaskRunner:
     def _plan_and_apply(self, task: TaskSpec, key: str, action: Action[Any], args: Any,
                         ctx: ActionContext) -> tuple[Planned, list[Change]]:
         origin = ChangeOrigin(self.origin.phase_index, self.origin.phase, self.origin.batch, key, task.name)
-        note = None if self.options.check else self.store.plan_note(self.run_id, key)
-        if note is not None:
+        resumed = not self.options.check and key not in self.planned_here
+        note = self.store.plan_note(self.run_id, key) if resumed else None
+        self.planned_here.add(key)
+        if note is not None:  # planned by a process that stopped before recording the task: finish it
             pending = [r for r in self.store.changes(self.run_id, task_key=key) if r.state is not
                        ChangeState.REVERTED]
             applied = self.executor.reconcile(pending)
@@ -297,19 +308,20 @@ class TaskRunner:
         planned = action.plan(ctx, args)
         if self.options.check:
             for change in planned.changes:
-                self.emit(EventKind.DIFF, f"{change.kind.value} {change.ref}", task.name, _diff_data(change))
-            return planned, []
+                self.emit(EventKind.DIFF, f"{change.kind.value} {change.ref}", task.name,
+                          _diff_data(change, with_objects=self.options.diff))
+            return planned, list(planned.changes)  # would be applied: the task reports "changed"
         if planned.failed or not planned.changes:
             return planned, []
         return planned, self.executor.execute(origin, planned.changes, note=_note_of(planned))
 
     def _settle(self, action: Action[Any], args: Any, ctx: ActionContext, applied: list[Change]) -> Settled:
-        if self.options.check and not action.settle_in_check_mode:
+        if self.options.simulate or (self.options.check and not action.settle_in_check_mode):
             return Settled()
         return action.settle(ctx, args, applied)
 
     # helpers ---------------------------------------------------------------------------------
-    def _variables(self, task: TaskSpec, inherited: _Inherited, local: Mapping[str, Any]) -> dict[str, Any]:
+    def _variables(self, task: TaskSpec, inherited: Inherited, local: Mapping[str, Any]) -> dict[str, Any]:
         extra: dict[Scope, list[Mapping[str, Any]]] = {Scope.BLOCK: list(inherited.block_vars),
                                                         Scope.LOOP: [local]}
         if not task.is_block:
@@ -336,16 +348,6 @@ class TaskRunner:
         self.emit(EventKind.LOG, line, "", {})
 
 
-@dataclass(frozen=True)
-class _Inherited:
-    """What a task inherits from enclosing blocks: tags and block ``vars``."""
-
-    tags: frozenset[str] = frozenset()
-    block_vars: tuple[Mapping[str, Any], ...] = ()
-
-Inherited = _Inherited
-
-
 def _where(task: TaskSpec, keyword: str) -> Any:
     return task.locations.get(keyword, task.location)
 
@@ -359,8 +361,11 @@ def _planned_from(note: Mapping[str, Any]) -> Planned:
                    msg=str(note.get("msg") or ""), failed=bool(note.get("failed")))
 
 
-def _diff_data(change: Change) -> dict[str, Any]:
-    return {"ref": str(change.ref), "change": change.kind.value, "before": change.before, "after": change.after}
+def _diff_data(change: Change, *, with_objects: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {"ref": str(change.ref), "change": change.kind.value}
+    if with_objects:
+        data.update(before=change.before, after=change.after)
+    return data
 
 
 def _overall(outcomes: Sequence[Outcome]) -> TaskStatus:

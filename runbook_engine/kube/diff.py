@@ -4,23 +4,26 @@ Both sides are rendered as YAML (keys sorted, so diffs are stable) after droppin
 server fills in (``managedFields``, ``resourceVersion``, ``uid``, ``creationTimestamp``,
 ``generation``, the last-applied annotation, and ``status`` unless asked) and after masking secrets
 with ``redact_object``: a changed Secret value shows as one masked value replaced by another.
+Secret ``stringData`` is compared as the ``data`` the server stores it as, so a desired
+``stringData`` equal to the live ``data`` is no change.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-from runbook_engine.kube.merge import SERVER_METADATA
+from runbook_engine.kube.merge import SERVER_METADATA, fold_string_data
 from runbook_engine.kube.redact import LAST_APPLIED, redact_object
 
 
 def comparable(obj: Mapping[str, Any], *, include_status: bool = False) -> dict[str, Any]:
     """``obj`` redacted and without server-populated fields: what a diff compares."""
-    out = redact_object(obj)
+    out = redact_object(fold_string_data(copy.deepcopy(dict(obj))))
     if not include_status:
         out.pop("status", None)
     meta = {k: v for k, v in (out.get("metadata") or {}).items() if k not in SERVER_METADATA}

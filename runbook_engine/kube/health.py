@@ -94,16 +94,26 @@ def pod_status_text(pod: Mapping[str, Any]) -> str:
 def pod_problem(pod: Mapping[str, Any]) -> str:
     """Why a pod is broken (CrashLoopBackOff, Init:CrashLoopBackOff, Init:0/2, Failed…), or "" if it is not.
 
-    A pod that is merely not Ready yet while Running has no *problem* here; readiness is separate.
+    Transient states (Pending, ContainerCreating, Running but not Ready yet) are not *problems*
+    here; readiness is judged separately.
     """
     text = pod_status_text(pod)
-    phase = _status(pod).get("phase")
     if text.startswith("Init:") or text in BAD_WAITING_REASONS:
         return text
-    if phase in ("Failed", "Unknown") or text == "Error":
+    if _status(pod).get("phase") in ("Failed", "Unknown") or text == "Error":
         return text
-    if phase == "Pending":
-        return text if text != "Pending" else "Pending"
+    return ""
+
+
+def pod_blocker(pod: Mapping[str, Any]) -> str:
+    """What keeps a pod from running: its problem (see ``pod_problem``), or why it cannot be scheduled."""
+    problem = pod_problem(pod)
+    if problem:
+        return problem
+    scheduled = condition(pod, "PodScheduled")
+    if scheduled is not None and scheduled.get("status") == "False":
+        detail = scheduled.get("message") or ""
+        return f"{scheduled.get('reason') or 'Unschedulable'}" + (f": {detail}" if detail else "")
     return ""
 
 

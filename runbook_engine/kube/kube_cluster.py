@@ -26,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +100,6 @@ class _Unsent(TransientClusterError):
     """The connection was never established: the server cannot have acted on the request."""
 
 
-@dataclass
-class _Counters:
-    requests: Counter[str] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 class KubeCluster:
     """A ``Cluster`` reached through one ``kubernetes.client.ApiClient``."""
 
@@ -126,13 +120,14 @@ class KubeCluster:
         self._retry = retry or RetryPolicy()
         self._timeout = request_timeout
         self.default_namespace = default_namespace
-        self._counters = _Counters()
+        self._requests: Counter[str] = Counter()
+        self._requests_lock = threading.Lock()
         if api_client.configuration.retries is not False:
             # One retry layer (ours): urllib3's own retries would hide attempts and sleep on Retry-After.
             api_client.configuration.retries = False
             api_client.rest_client = k8s_client.rest.RESTClientObject(api_client.configuration)
         if discover:
-            self.discover()
+            self._discover_at_connect()
 
     # -- constructors ----------------------------------------------------------------------------
 
@@ -154,7 +149,8 @@ class KubeCluster:
             contexts, active = _list_kube_config_contexts(config_file)
         except (k8s_config.ConfigException, OSError) as exc:
             raise UserInputError(
-                f"cannot load kubeconfig {config_file or '(default)'} context {context or '(current)'}: {exc}",
+                f"cannot load kubeconfig {config_file or '(default)'} context {context or '(current)'}: "
+                f"{redact_text(str(exc))}",
                 hint="check the kubeconfig path and that the context exists (kubectl config get-contexts)",
             ) from exc
         chosen = next((c for c in contexts if c.get("name") == context), active) if context else active
@@ -188,8 +184,8 @@ class KubeCluster:
     @property
     def requests(self) -> Counter[str]:
         """Requests sent (every attempt), by ``"<verb> <kind>"``."""
-        with self._counters.lock:
-            return Counter(self._counters.requests)
+        with self._requests_lock:
+            return Counter(self._requests)
 
     # -- discovery -------------------------------------------------------------------------------
 
@@ -204,6 +200,15 @@ class KubeCluster:
                 if group_version and group_version not in known:
                     found.extend(self._discover_version(group_version))
         return found
+
+    def _discover_at_connect(self) -> None:
+        """Discover, tolerating a user who may not read discovery; an unreachable server still fails here."""
+        try:
+            self.discover()
+        except ClusterError as exc:
+            if exc.retryable:
+                raise
+            log.warning("API discovery on %s failed (%s); only registered kinds are known", self._name, exc)
 
     def _discover_version(self, group_version: str) -> builtins.list[KindInfo]:
         path = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
@@ -388,8 +393,8 @@ class KubeCluster:
         return response
 
     def _send_once(self, request: _Request) -> _Response:
-        with self._counters.lock:
-            self._counters.requests[f"{request.verb} {request.kind}"] += 1
+        with self._requests_lock:
+            self._requests[f"{request.verb} {request.kind}"] += 1
         headers = {"Accept": "application/json", "Content-Type": request.content_type}
         method, url, headers, body, post = self._api.param_serialize(
             method=request.method,

@@ -1,15 +1,20 @@
 """``MemoryCluster``: an in-memory ``Cluster`` the planner simulates phases on, and tests run against.
 
 It follows the API server where the engine can notice: server-side apply with field ownership
-(``kube.merge``), the four patch types, ``generation`` bumped on spec changes, a global
-``resourceVersion``, ``dry_run`` that stores nothing, deletion with owner-reference cascade, and
-deep copies on every read. Namespaces are not required to exist, so a test or a partial snapshot
-can hold a Deployment without its Namespace.
+(``kube.merge``; declarative, so ``resourceVersion``/``uid`` in an applied object are ignored),
+the four patch types (a ``resourceVersion`` in a patch is an optimistic lock), ``generation``
+bumped on spec changes, a global ``resourceVersion``, Secret ``stringData`` folded into ``data``,
+``dry_run`` that stores nothing, deletion with owner-reference cascade (and a Namespace taking its
+objects with it), and deep copies on every read.
+
+Where it is deliberately looser than a server: Namespaces need not exist (a test or a partial
+snapshot can hold a Deployment without its Namespace), any kind can be applied (a CRD's objects can
+be simulated in the phase that installs it), and a patch may set ``status`` (tests simulate pods
+turning unhealthy that way).
 """
 
 from __future__ import annotations
 
-import base64
 import builtins
 import copy
 import datetime as dt
@@ -22,6 +27,7 @@ from typing import Any
 from runbook_engine.errors import ClusterError, ConflictError, InvalidObjectError, NotFoundError
 from runbook_engine.kube.cluster import FIELD_MANAGER, Cluster, Obj, PatchType, Propagation
 from runbook_engine.kube.merge import (
+    fold_string_data,
     json_patch,
     merge_patch,
     record_update,
@@ -49,16 +55,6 @@ def _same(live: Obj, result: Obj) -> bool:
         return {**o, "metadata": meta}
 
     return norm(live) == norm(result)
-
-
-def _fold_string_data(obj: Obj) -> None:
-    """Secret ``stringData`` is write-only: the API server stores it base64-encoded in ``data``."""
-    if (obj.get("apiVersion"), obj.get("kind")) != ("v1", "Secret") or "stringData" not in obj:
-        return
-    data = dict(obj.get("data") or {})
-    for key, value in (obj.pop("stringData") or {}).items():
-        data[key] = base64.b64encode(str(value).encode()).decode()
-    obj["data"] = data
 
 
 def _by_ref(item: tuple[ObjectRef, Obj]) -> ObjectRef:
@@ -112,7 +108,7 @@ class MemoryCluster:
         kind: str,
         namespace: str | None = None,
         label_selector: str | None = None,
-    ) -> list[Obj]:
+    ) -> builtins.list[Obj]:
         selector = parse_selector(label_selector)
         with self._lock:
             self.requests[f"list {kind}"] += 1
@@ -221,9 +217,12 @@ class MemoryCluster:
         return info.namespaced if info is not None else bool(namespace)
 
     def _normal(self, ref: ObjectRef) -> ObjectRef:
-        """The ref with the namespace dropped for cluster-scoped kinds."""
+        """The ref with the namespace dropped for cluster-scoped kinds, "default" for namespaced ones."""
+        info = self._registry.find(ref.api_version, ref.kind)
         if ref.namespace and not self._namespaced(ref.api_version, ref.kind, ref.namespace):
             return ObjectRef(ref.api_version, ref.kind, "", ref.name)
+        if not ref.namespace and info is not None and info.namespaced:
+            return ObjectRef(ref.api_version, ref.kind, "default", ref.name)
         return ref
 
     def _ref_of(self, obj: Mapping[str, Any]) -> ObjectRef:
@@ -235,9 +234,6 @@ class MemoryCluster:
                 f"object is missing {', '.join(missing)}", status=422, reason="Invalid",
                 hint="every manifest needs apiVersion, kind and metadata.name",
             )
-        info = self._registry.find(ref.api_version, ref.kind)
-        if info is not None and info.namespaced and not ref.namespace:
-            return ObjectRef(ref.api_version, ref.kind, "default", ref.name)
         return self._normal(ref)
 
     @staticmethod
@@ -281,7 +277,7 @@ class MemoryCluster:
         return result
 
     def _store(self, ref: ObjectRef, live: Obj | None, result: Obj, *, dry_run: bool) -> Obj:
-        _fold_string_data(result)
+        fold_string_data(result)
         meta = result.setdefault("metadata", {})
         if live is None:
             meta["uid"] = str(uuid.uuid4())

@@ -10,12 +10,14 @@
   object, fields the same manager applied before and no longer applies are removed, and a field
   another manager owns with a different value is a conflict unless ``force``.
 - ``record_update``: ownership bookkeeping for a non-apply write (patch, update).
+- ``fold_string_data``: a Secret's ``stringData`` stored as ``data``, as the API server does.
 
 Objects are never modified in place; every function returns a new value.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Iterator, Mapping
@@ -517,6 +519,20 @@ def spec_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
         return {k: v for k, v in o.items() if k not in ("metadata", "status")}
 
     return body(before) != body(after)
+
+
+def fold_string_data(obj: Obj) -> Obj:
+    """Secret ``stringData`` is write-only: the API server stores it base64-encoded in ``data``.
+
+    Folds in place and returns ``obj``.
+    """
+    if (obj.get("apiVersion"), obj.get("kind")) != ("v1", "Secret") or "stringData" not in obj:
+        return obj
+    data = dict(obj.get("data") or {})
+    for key, value in (obj.pop("stringData") or {}).items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    obj["data"] = data
+    return obj
 
 
 def to_apply_config(obj: Mapping[str, Any]) -> Obj:

@@ -34,7 +34,7 @@ from typing import Any
 
 from runbook_engine.kube.selectors import selector_from_object
 from runbook_engine.mesh.identity import namespace_of_principal, principal_matches, string_match
-from runbook_engine.mesh.model import MeshConfig, MeshView, Obj, Workload, annotations_of, api_group, name_of, ref
+from runbook_engine.mesh.model import MeshConfig, MeshView, Obj, Workload, annotations_of, api_group, ref
 
 ISTIO_SECURITY = "security.istio.io"
 HTTP_SOURCE_FIELDS = frozenset({"requestPrincipals", "notRequestPrincipals"})
@@ -46,14 +46,6 @@ class Action(StrEnum):
     DENY = "DENY"
     CUSTOM = "CUSTOM"
     AUDIT = "AUDIT"
-
-
-class Enforcer(StrEnum):
-    """Where a policy is enforced: a sidecar (L7), ztunnel (L4 only) or a waypoint (L7)."""
-
-    SIDECAR = "sidecar"
-    ZTUNNEL = "ztunnel"
-    WAYPOINT = "waypoint"
 
 
 @dataclass(frozen=True)
@@ -139,12 +131,12 @@ def _any_string(values: Sequence[Any], value: str | None) -> bool:
 def _in_blocks(blocks: Sequence[Any], ip: str | None) -> bool:
     if not ip:
         return False
-    address = ipaddress.ip_address(ip)
-    for block in blocks:
-        network = ipaddress.ip_network(str(block), strict=False)
-        if address.version == network.version and address in network:
-            return True
-    return False
+    try:
+        address = ipaddress.ip_address(ip)
+        networks = [ipaddress.ip_network(str(block), strict=False) for block in blocks]
+    except ValueError:
+        return False  # a malformed address or CIDR matches nothing, as Envoy rejects it
+    return any(address.version == n.version and address in n for n in networks)
 
 
 def _field_ok(name: str, values: Sequence[Any], req: Request, mesh: MeshConfig) -> bool:
@@ -274,7 +266,7 @@ def _decide(policies: list[Obj], req: Request, mesh: MeshConfig) -> AuthzDecisio
     for policy in allows:
         if policy_matches(policy, req, mesh):
             return AuthzDecision(True, [*reasons, f"ALLOW {ref(policy)} matches"], ref(policy))
-    names = ", ".join(name_of(p) for p in allows)
+    names = ", ".join(ref(p) for p in allows)
     return AuthzDecision(False, [*reasons, f"no ALLOW policy matches (applicable: {names})"], ref(allows[0]))
 
 

@@ -19,8 +19,8 @@
    TLS originated by a sidecar (DR SIMPLE/MUTUAL) or Istio mTLS to a pod that cannot terminate it is a
    TLS error.
 5. *Authorization*: Istio AuthorizationPolicy (sidecar, ztunnel or waypoint) or Linkerd policy.
-   Denied HTTP gets 403 from a sidecar/waypoint/Linkerd proxy; denied TCP (and anything at ztunnel)
-   is reset.
+   Denied HTTP gets 403 from a sidecar/waypoint/Linkerd proxy ("RBAC: access denied"; gRPC gets
+   PERMISSION_DENIED, reported as ``denied_403`` too); denied TCP (and anything at ztunnel) is reset.
 
 Probes: Istio rewrites HTTP, gRPC and TCP probes to the sidecar agent by default
 (``sidecar.istio.io/rewriteAppHTTPProbers``), so STRICT and authorization do not affect them; without
@@ -55,7 +55,7 @@ from runbook_engine.kube.flow import Flow, Outcome, Protocol
 from runbook_engine.mesh import authz, linkerd
 from runbook_engine.mesh.identity import istio_principal, linkerd_identity
 from runbook_engine.mesh.injection import Enrolment, workload_enrolment
-from runbook_engine.mesh.model import Mesh, MeshView, Obj, ProxyForm, Workload, labels, name_of, ref
+from runbook_engine.mesh.model import Mesh, MeshView, Obj, ProxyForm, Workload, labels, name_of, namespace_of, ref
 from runbook_engine.mesh.mtls import (
     ClientTls,
     MtlsMode,
@@ -107,11 +107,17 @@ class FlowResult:
 
     @property
     def as_expected(self) -> bool | None:
-        """Whether the outcome is the flow's ``expect`` (``None`` when the flow expects nothing)."""
+        """Whether the outcome is the flow's ``expect`` (``None`` when the flow expects nothing).
+
+        ``expect`` is an outcome (``ok``, ``reset``…) or an HTTP status: 2xx/3xx mean ``ok`` and 403
+        means ``denied_403``."""
         if self.flow.expect is None:
             return None
         expect = self.flow.expect.lower()
-        return expect == self.outcome.value or (expect.isdigit() and self.outcome is Outcome.OK and expect[0] in "23")
+        if expect.isdigit():
+            wanted = Outcome.DENIED_403 if expect == "403" else Outcome.OK if expect[0] in "23" else None
+            return wanted is self.outcome
+        return expect == self.outcome.value
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,8 @@ def resolve_target(view: MeshView, flow: Flow) -> Target:
 
 
 def _resolve_target(view: MeshView, flow: Flow) -> Target:
+    """A Service port first (a Service selecting several workloads resolves to the first of them),
+    else a workload of that name with the flow's port as its container port."""
     ns, name = flow.dest_host.split("/", 1)
     svc = view.services.get(f"{ns}/{name}")
     if svc is not None:
@@ -252,11 +260,10 @@ def _server_first_sniffed(flow: Flow, target: Target) -> bool:
 
 
 def _sidecar_transport(
-    view: MeshView, caller: Caller, target: Target, server: Enrolment, flow: Flow
+    view: MeshView, client: Workload, target: Target, server: Enrolment, flow: Flow
 ) -> tuple[Transport, str]:
-    assert caller.workload is not None
-    sidecar = client_sidecar(view, caller.workload)
-    if not egress_visible(sidecar, caller.workload.namespace, target.host, target.namespace):
+    sidecar = client_sidecar(view, client)
+    if not egress_visible(sidecar, client.namespace, target.host, target.namespace):
         policy, source = outbound_policy(view, sidecar)
         if policy == "REGISTRY_ONLY":
             raise _Stop(
@@ -269,9 +276,7 @@ def _sidecar_transport(
             f"{target.label} declares no protocol: the client sidecar sniffs for the first bytes, "
             "which a server-first protocol never sends (name the port tcp-… or set appProtocol)",
         )
-    dr = find_destination_rule(
-        view, target.host, client_ns=caller.workload.namespace, dest_ns=target.namespace, client=caller.workload
-    )
+    dr = find_destination_rule(view, target.host, client_ns=client.namespace, dest_ns=target.namespace, client=client)
     tls, where = dr_tls(dr, target.service_port) if dr else (None, "")
     if tls is ClientTls.DISABLE:
         return Transport.PLAINTEXT, f"{where} sets DISABLE: the client sidecar sends plaintext"
@@ -298,8 +303,8 @@ def client_transport(
 ) -> tuple[Transport, str]:
     """What the caller side puts on the wire towards ``target``."""
     mesh = caller.enrolment.mesh if caller.enrolment.meshed else Mesh.NONE
-    if mesh is Mesh.ISTIO_SIDECAR:
-        return _sidecar_transport(view, caller, target, server, flow)
+    if mesh is Mesh.ISTIO_SIDECAR and caller.workload is not None:
+        return _sidecar_transport(view, caller.workload, target, server, flow)
     if mesh is Mesh.ISTIO_AMBIENT:
         if server.mesh.is_istio:
             return Transport.ISTIO_MTLS, "ztunnel carries the connection over HBONE (mTLS)"
@@ -386,9 +391,10 @@ def _http_visible(flow: Flow, target: Target, caller: Caller) -> bool:
     )
 
 
-def _denied(decision: authz.AuthzDecision, http: bool, l7_enforcer: bool) -> _Stop:
+def _denied(decision: authz.AuthzDecision, http: bool, l7_enforcer: bool, notes: list[str] | None = None) -> _Stop:
     outcome = Outcome.DENIED_403 if http and l7_enforcer else Outcome.RESET
-    return _Stop(outcome, "; ".join(decision.reasons) + ("" if outcome is Outcome.RESET else " (RBAC: access denied)"))
+    tail = "" if outcome is Outcome.RESET else " (RBAC: access denied)"
+    return _Stop(outcome, "; ".join([*(notes or []), *decision.reasons]) + tail)
 
 
 def _istio_authz(
@@ -404,8 +410,9 @@ def _istio_authz(
             at_waypoint = authz.evaluate(
                 authz.waypoint_policies(view, target.namespace, target.service, waypoint), req, view.mesh
             )
+            notes.append(f"traffic to {target.service} goes through waypoint {target.namespace}/{waypoint} (L7)")
             if not at_waypoint.allowed:
-                raise _denied(at_waypoint, http, True)
+                raise _denied(at_waypoint, http, True, notes)
             notes += at_waypoint.reasons
             waypoint_id = istio_principal(view.mesh.trust_domain, target.namespace, waypoint)
             req = authz.Request(waypoint_id, target.target_port, False, None, flow.method, flow.path, target.host)
@@ -465,13 +472,13 @@ def _app_speaks_tls(flow: Flow, protocol: str) -> bool:
     return not (flow.protocol is Protocol.HTTP and flow.port == 80)
 
 
-def _egress_with_entry(view: MeshView, caller: Caller, flow: Flow, se: Obj, entry: Mapping[str, Any]) -> FlowResult:
-    assert caller.workload is not None
+def _egress_with_entry(
+    view: MeshView, caller: Caller, client: Workload, flow: Flow, found: tuple[Obj, Mapping[str, Any]]
+) -> FlowResult:
+    se, entry = found
     host, protocol = flow.dest_host, str(entry.get("protocol", "TCP")).upper()
     reasons = [_describe_caller(caller), f"{ref(se)} declares {host}:{flow.port} ({protocol})"]
-    dr = find_destination_rule(
-        view, host, client_ns=caller.workload.namespace, dest_ns=se["metadata"].get("namespace"), client=caller.workload
-    )
+    dr = find_destination_rule(view, host, client_ns=client.namespace, dest_ns=namespace_of(se), client=client)
     tls, where = dr_tls(dr, flow.port) if dr else (None, "")
     app_tls = _app_speaks_tls(flow, protocol)
     if tls in (ClientTls.SIMPLE, ClientTls.MUTUAL, ClientTls.ISTIO_MUTUAL) and app_tls:
@@ -499,7 +506,7 @@ def _egress(view: MeshView, flow: Flow, caller: Caller) -> FlowResult:
         return FlowResult(flow, Outcome.OK, [head, "no sidecar on the path: the application connects directly"])
     found = find_service_entry(view, flow.dest_host, flow.port)
     if found is not None:
-        return _egress_with_entry(view, caller, flow, *found)
+        return _egress_with_entry(view, caller, caller.workload, flow, found)
     reasons = [head]
     partial = service_entry_for_host(view, flow.dest_host)
     if partial is not None:

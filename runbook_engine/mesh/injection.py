@@ -186,20 +186,22 @@ def _enrol(view: MeshView, ns: str, spec: Mapping[str, Any], meta_src: Mapping[s
         if not keeps:
             reasons.append(f"a restart would not re-inject it ({'; '.join(why)})")
         return Enrolment(True, mesh, form, reasons, False, keeps)
+    injected = predicted is not Mesh.NONE
+    if injected and not is_pod:
+        # A sidecar wins over ambient: ztunnel does not capture pods that carry one.
+        return Enrolment(True, predicted, _form_for(predicted, view, pod_annotations), why, False, True)
     node = str(spec.get("nodeName") or "") or None
     ambient = ambient_enrolment(view, ns, pod_labels, node)
     if ambient.inject and ambient.injector_ok:
-        return Enrolment(True, Mesh.ISTIO_AMBIENT, ProxyForm.AMBIENT, [ambient.reason], False, False)
+        return Enrolment(True, Mesh.ISTIO_AMBIENT, ProxyForm.AMBIENT, [ambient.reason], False, injected)
     if ambient.inject or ambient.labelled:
         why.append(ambient.reason)
     if predicted is Mesh.NONE:
         if blocked:
             why.append("a restart will not help until the injector is installed")
         return Enrolment(False, Mesh.NONE, ProxyForm.NONE, why, False, False)
-    if is_pod:
-        why.append("the pod has no proxy: it was created before injection applied; restart it to mesh it")
-        return Enrolment(False, Mesh.NONE, ProxyForm.NONE, why, True, True)
-    return Enrolment(True, predicted, _form_for(predicted, view, pod_annotations), why, False, True)
+    why.append("the pod has no proxy: it was created before injection applied; restart it to mesh it")
+    return Enrolment(False, Mesh.NONE, ProxyForm.NONE, why, True, True)
 
 
 def pod_enrolment(view: MeshView, pod: Mapping[str, Any]) -> Enrolment:

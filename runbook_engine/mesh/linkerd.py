@@ -73,8 +73,16 @@ def default_policy(view: MeshView, wl: Workload) -> tuple[DefaultPolicy, str]:
     return parsed, f"cluster default inbound policy {parsed.value}"
 
 
-def _in_networks(ip: str | None, networks: Sequence[Mapping[str, Any]], in_cluster: bool) -> bool:
-    """Whether a client address is in one of ``networks`` (``cidr`` minus ``except``)."""
+def _in_networks(ip: str | None, networks: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a client address is in one of ``networks`` (``cidr`` minus ``except``); an unknown
+    address only matches a network that covers every address (``0.0.0.0/0``, ``::/0``)."""
+    try:
+        return _in_networks_checked(ip, networks)
+    except ValueError:
+        return False
+
+
+def _in_networks_checked(ip: str | None, networks: Sequence[Mapping[str, Any]]) -> bool:
     for net in networks:
         cidr = ipaddress.ip_network(str(net.get("cidr")), strict=False)
         if ip is None:
@@ -93,7 +101,7 @@ def _in_networks(ip: str | None, networks: Sequence[Mapping[str, Any]], in_clust
 def _in_cluster(view: MeshView, client: LinkerdClient) -> bool:
     if client.ip is None:
         return client.in_cluster
-    return _in_networks(client.ip, [{"cidr": c} for c in view.linkerd.cluster_networks], client.in_cluster)
+    return _in_networks(client.ip, [{"cidr": c} for c in view.linkerd.cluster_networks])
 
 
 def _default_decision(view: MeshView, wl: Workload, client: LinkerdClient) -> AuthzDecision:
@@ -154,7 +162,7 @@ def _auth_ref_ok(view: MeshView, policy: Obj, target: Mapping[str, Any], client:
     if kind == "MeshTLSAuthentication":
         return _mesh_tls_ok(view, found, client)
     if kind == "NetworkAuthentication":
-        return _in_networks(client.ip, (found.get("spec") or {}).get("networks") or [], client.in_cluster)
+        return _in_networks(client.ip, (found.get("spec") or {}).get("networks") or [])
     return False
 
 
@@ -210,7 +218,7 @@ def _authorization_policies(view: MeshView, server: Obj, client: LinkerdClient) 
 def _server_authorization_ok(view: MeshView, saz: Obj, client: LinkerdClient) -> bool:
     spec_client = (saz.get("spec") or {}).get("client") or {}
     networks = spec_client.get("networks")
-    if networks and not _in_networks(client.ip, networks, client.in_cluster):
+    if networks and not _in_networks(client.ip, networks):
         return False
     if spec_client.get("unauthenticated"):
         return True

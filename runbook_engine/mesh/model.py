@@ -101,7 +101,7 @@ class Workload:
     selector: Selector
     pods: list[Obj] = field(default_factory=list)
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
@@ -196,7 +196,6 @@ class MeshView:
         self.workloads: dict[str, Workload] = {}
         self.services: dict[str, Obj] = {}
         self.workloads_by_ns: dict[str, list[Workload]] = defaultdict(list)
-        self.pods_by_ip: dict[str, Obj] = {}
         self.by_kind: dict[str, list[Obj]] = defaultdict(list)
         self.by_kind_ns: dict[tuple[str, str], list[Obj]] = defaultdict(list)
         self.mesh = MeshConfig()
@@ -253,13 +252,7 @@ class MeshView:
         for wl in self.workloads.values():
             by_ns[wl.namespace].append(wl)
         for pod in pods:
-            ip = (pod.get("status") or {}).get("podIP")
-            if ip:
-                self.pods_by_ip[str(ip)] = pod
-            pod_labels = labels(pod)
-            owner = next(
-                (w for w in by_ns[namespace_of(pod)] if w.kind != "Pod" and w.selector.matches(pod_labels)), None
-            )
+            owner = self._owner_of(pod, by_ns[namespace_of(pod)])
             if owner is None:
                 bare = Workload("Pod", namespace_of(pod), name_of(pod), pod, pod, Selector(), [pod])
                 if bare.key not in self.workloads:
@@ -269,6 +262,19 @@ class MeshView:
                 owner.pods.append(pod)
         for bare in bare_pods:
             by_ns[bare.namespace].append(bare)
+
+    def _owner_of(self, pod: Obj, candidates: list[Workload]) -> Workload | None:
+        """The workload running ``pod``: through its ownerReferences (a Deployment's ReplicaSet is
+        ``<deployment>-<hash>``), else the first controller in the namespace whose selector matches."""
+        for owner in meta(pod).get("ownerReferences") or []:
+            name = str(owner.get("name", ""))
+            if owner.get("kind") == "ReplicaSet":
+                name = name.rpartition("-")[0] or name
+            found = self.workloads.get(f"{namespace_of(pod)}/{name}")
+            if found is not None and found.kind != "Pod":
+                return found
+        pod_labels = labels(pod)
+        return next((w for w in candidates if w.kind != "Pod" and w.selector.matches(pod_labels)), None)
 
     def _index_control_planes(self) -> None:
         for dep in self.by_kind.get("Deployment", []):
@@ -357,7 +363,3 @@ class MeshView:
             self.cache[key] = found
         result: list[Workload] = self.cache[key]
         return result
-
-    def services_for_workload(self, wl: Workload) -> list[Obj]:
-        in_ns = self.by_kind_ns.get(("Service", wl.namespace), [])
-        return [s for s in in_ns if not api_group(s) and wl in self.workloads_for_service(s)]

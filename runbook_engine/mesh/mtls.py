@@ -205,9 +205,17 @@ def _client_tls(tls: Mapping[str, Any]) -> ClientTls:
     return ClientTls(text) if text in ClientTls.__members__ else ClientTls.DISABLE
 
 
+def _service_entries(view: MeshView) -> list[Obj]:
+    key = ("service-entries",)
+    if key not in view.cache:
+        view.cache[key] = sorted(view.objects("ServiceEntry"), key=age_key)
+    found: list[Obj] = view.cache[key]
+    return found
+
+
 def find_service_entry(view: MeshView, host: str, port: int) -> tuple[Obj, Mapping[str, Any]] | None:
     """A ServiceEntry declaring ``host`` (exact or wildcard) with ``port``, and that port's entry."""
-    for se in sorted(view.objects("ServiceEntry"), key=age_key):
+    for se in _service_entries(view):
         spec = se.get("spec") or {}
         if not any(host_matches(str(h), host) for h in spec.get("hosts") or []):
             continue
@@ -219,7 +227,7 @@ def find_service_entry(view: MeshView, host: str, port: int) -> tuple[Obj, Mappi
 
 def service_entry_for_host(view: MeshView, host: str) -> Obj | None:
     """Any ServiceEntry that declares ``host``, whatever its ports."""
-    for se in sorted(view.objects("ServiceEntry"), key=age_key):
+    for se in _service_entries(view):
         if any(host_matches(str(h), host) for h in (se.get("spec") or {}).get("hosts") or []):
             return se
     return None
@@ -228,6 +236,14 @@ def service_entry_for_host(view: MeshView, host: str) -> Obj | None:
 # ----- Sidecar resource: outbound policy and egress visibility ---------------------------------------
 def client_sidecar(view: MeshView, client: Workload) -> Obj | None:
     """The Sidecar resource configuring ``client`` (selector in its namespace > namespace-wide > root)."""
+    key = ("sidecar", client.key)
+    if key not in view.cache:
+        view.cache[key] = _client_sidecar(view, client)
+    found: Obj | None = view.cache[key]
+    return found
+
+
+def _client_sidecar(view: MeshView, client: Workload) -> Obj | None:
     items = sorted(view.objects("Sidecar", client.namespace), key=age_key)
     for sc in items:
         selector = ((sc.get("spec") or {}).get("workloadSelector") or {}).get("labels")

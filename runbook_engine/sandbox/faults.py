@@ -132,6 +132,11 @@ class FaultSet:
         self._random = random.Random(seed)
         self._ids = itertools.count(1)
 
+    def seed(self, value: int) -> None:
+        """Make probabilistic faults repeatable (same seed, same sequence of requests: same failures)."""
+        with self._lock:
+            self._random.seed(value)
+
     def add_spec(self, spec: Mapping[str, Any]) -> FaultRule | None:
         rule = parse_fault(spec, f"fault-{next(self._ids)}")
         if rule is not None:

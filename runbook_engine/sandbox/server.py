@@ -12,7 +12,6 @@ cluster that names ``sandbox: <scenario>``, and by tests::
 from __future__ import annotations
 
 import base64
-import importlib
 import logging
 import secrets
 import select
@@ -28,14 +27,15 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from runbook_engine.errors import UserInputError
 from runbook_engine.sandbox.api.app import ApiApp, Request, Response
 from runbook_engine.sandbox.api.gc import GarbageCollector
 from runbook_engine.sandbox.api.resources import ResourceApi
 from runbook_engine.sandbox.api.routing import Query
+from runbook_engine.sandbox.controllers import ControllerManager
 from runbook_engine.sandbox.faults import FaultSet
 from runbook_engine.sandbox.persist import StateSaver, load_state, write_private
 from runbook_engine.sandbox.runtime import DefaultRuntime, PodRuntime
+from runbook_engine.sandbox.scenario import Scenario, load_scenario
 from runbook_engine.sandbox.store import Store
 from runbook_engine.sandbox.tls import ensure_tls
 
@@ -131,14 +131,6 @@ class _HttpsServer(ThreadingHTTPServer):
         _Handler(conn, client_address, self)
 
 
-def _optional(module: str, name: str) -> Any:
-    """A class or function from a sandbox module, or None when that module is not installed."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 class SandboxServer:
     """A Kubernetes API emulator on loopback; ``start()``/``stop()`` or use it as a context manager."""
 
@@ -166,7 +158,8 @@ class SandboxServer:
         self.url = ""
         self.token = ""
         self._use_controllers = controllers
-        self._controllers: Any = None
+        self._controllers: ControllerManager | None = None
+        self._scenario_faults: list[dict[str, Any]] = []
         self._gc = GarbageCollector(self.store)
         self._saver = StateSaver(self.store, self.state_dir)
         self._httpd: _HttpsServer | None = None
@@ -238,20 +231,15 @@ class SandboxServer:
                 self.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
                                    "status": {"phase": "Active"}})
         if scenario is not None:
+            self._scenario_faults = list(scenario.faults)
             self.faults.extend(scenario.faults)
 
-    def _load_scenario(self) -> Any:
-        if self.scenario is None:
-            return None
-        load_scenario = _optional("runbook_engine.sandbox.scenario", "load_scenario")
-        if load_scenario is None:
-            raise UserInputError("this installation cannot load sandbox scenarios", hint="start without --scenario")
-        return load_scenario(Path(self.scenario))
+    def _load_scenario(self) -> Scenario | None:
+        return load_scenario(Path(self.scenario)) if self.scenario is not None else None
 
     def _start_controllers(self) -> None:
-        manager_class = _optional("runbook_engine.sandbox.controllers", "ControllerManager")
-        if self._use_controllers and manager_class is not None:
-            self._controllers = manager_class(self.store, self.runtime)
+        if self._use_controllers:
+            self._controllers = ControllerManager(self.store, self.runtime, faults=self._scenario_faults)
             self._controllers.start()
 
     def _token(self) -> str:

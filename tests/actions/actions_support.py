@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 
+from runbook_engine.actions.base import Planned
 from runbook_engine.actions.objects import patch_of
 from runbook_engine.kube.change import Change, ChangeKind
 from runbook_engine.kube.cluster import Obj
 from runbook_engine.kube.memory import MemoryCluster
 from runbook_engine.kube.refs import ObjectRef
+
+#: ``plan(action, args, *, check_mode, base_dir, variables)`` against the test cluster (a fixture).
+Planner = Callable[..., Planned]
 
 
 def deployment(name: str, ns: str = "shop", replicas: int = 2, labels: dict[str, str] | None = None) -> Obj:

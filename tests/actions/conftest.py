@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from actions_support import deployment
 
 from runbook_engine.actions.base import ACTIONS, ActionContext, Planned
 from runbook_engine.actions.builtin import BUILTIN_MODULES
 from runbook_engine.kube.memory import MemoryCluster
+
+from .actions_support import Planner, deployment
 
 assert BUILTIN_MODULES  # importing registers the built-in actions
 
@@ -30,9 +30,6 @@ def cluster() -> MemoryCluster:
              "data": {"mode": "a"}},
         ]
     )
-
-
-Planner = Callable[..., Planned]
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def test_failed_task_fails_the_action_with_its_message(tmp_path: Path) -> None:
 
 def test_missing_playbook_or_role_is_an_input_error() -> None:
     ctx = ActionContext(cluster=MemoryCluster(), base_dir=CONTENT)
-    with pytest.raises(UserInputError, match="file not found: nope.yml"):
+    with pytest.raises(UserInputError, match=r"file not found: nope\.yml"):
         Ansible().plan(ctx, AnsibleArgs(playbook="nope.yml"))
     with pytest.raises(UserInputError, match="Ansible role 'nope' not found"):
         Ansible().plan(ctx, AnsibleArgs(role="nope"))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import Planner
-
 from runbook_engine.actions.base import ACTIONS, ActionContext
 from runbook_engine.actions.pause import Pause, PauseArgs
 from runbook_engine.kube.memory import MemoryCluster
+
+from .actions_support import Planner
 
 
 def test_assert_passes_when_every_condition_holds(plan: Planner) -> None:

@@ -6,11 +6,12 @@ import base64
 from pathlib import Path
 
 import pytest
-from conftest import Planner
 
 from runbook_engine.errors import UserInputError
 from runbook_engine.kube.change import ChangeKind
 from runbook_engine.kube.memory import MemoryCluster
+
+from .actions_support import Planner
 
 
 def test_src_reads_every_document_and_defaults_the_namespace(plan: Planner) -> None:

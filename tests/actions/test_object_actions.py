@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 import yaml
-from actions_support import execute
-from conftest import Planner
 
 from runbook_engine.errors import UserInputError
 from runbook_engine.kube.change import Change
 from runbook_engine.kube.memory import MemoryCluster
 from runbook_engine.kube.merge import to_apply_config
+
+from .actions_support import Planner, execute
 
 CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "cases" / "object_actions.yaml").read_text())
 
@@ -32,7 +32,11 @@ def assert_change(change: Change, want: dict[str, Any], cluster_before: MemoryCl
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_object_action_case(case: dict[str, Any], plan: Planner, cluster: MemoryCluster) -> None:
+    for obj in case.get("extra", []):
+        cluster.apply(obj, field_manager="kubectl")
+    writes = cluster.writes
     planned = plan(case["action"], case["args"])
+    assert cluster.writes == writes, "plan must only read"
     expect = case["expect"]
     assert planned.failed is expect.get("failed", False)
     assert expect["msg"] in planned.msg

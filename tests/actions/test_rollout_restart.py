@@ -7,13 +7,14 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from actions_support import StatusDriven, deployment, execute
 
 from runbook_engine.actions.base import ActionContext
 from runbook_engine.actions.rollout_restart import RESTARTED_AT, RolloutRestart, RolloutRestartArgs
 from runbook_engine.kube.change import Change, ChangeKind
 from runbook_engine.kube.cluster import Obj
 from runbook_engine.kube.refs import ObjectRef
+
+from .actions_support import StatusDriven, deployment, execute
 
 API = ObjectRef("apps/v1", "Deployment", "shop", "api")
 WEB = ObjectRef("apps/v1", "Deployment", "shop", "web")
@@ -54,7 +55,9 @@ def restart(ctx: ActionContext, **args: object) -> tuple[RolloutRestart, Rollout
 
 
 def test_plan_restarts_each_selected_workload(ctx: ActionContext, cluster: StatusDriven) -> None:
+    writes = cluster.writes
     _, _, changes = restart(ctx, selector="app in (api,web)")
+    assert cluster.writes == writes
     assert [(c.kind, c.ref) for c in changes] == [(ChangeKind.RESTART, API), (ChangeKind.RESTART, WEB)]
     for change in changes:
         assert change.before == cluster.get(change.ref)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 
 import pytest
-from actions_support import StatusDriven, deployment
 
 from runbook_engine.actions.base import ActionContext
 from runbook_engine.actions.jsonpath import find, render
 from runbook_engine.actions.wait_for import WaitFor, WaitForArgs
 from runbook_engine.errors import UserInputError
 from runbook_engine.kube.refs import ObjectRef
+
+from .actions_support import StatusDriven, deployment
 
 API = ObjectRef("apps/v1", "Deployment", "shop", "api")
 AVAILABLE = {"conditions": [{"type": "Available", "status": "True"}], "phase": "Running"}

@@ -29,7 +29,7 @@ def _init_status(p: dict[str, Any]) -> list[Obj]:
 
 
 def pod(p: dict[str, Any]) -> Obj:
-    """A pod from ``{name, ns, app, owner: rs/<name>|none, phase, ready, restarts, waiting, init}``."""
+    """A pod from ``{name, ns, app, owner: rs/<name>|none, phase, ready, restarts, waiting, init, unschedulable}``."""
     ns, app = p.get("ns", "shop"), p.get("app", "api")
     meta: Obj = {"name": p["name"], "namespace": ns, "labels": {"app": app}}
     owner = p.get("owner", f"rs/{app}-5d8f")
@@ -42,6 +42,9 @@ def pod(p: dict[str, Any]) -> Obj:
     status: Obj = {"phase": p.get("phase", "Pending" if "init" in p else "Running"),
                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
                    "containerStatuses": [_container_status({**p, "ready": ready})]}
+    if "unschedulable" in p:
+        status = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                                      "reason": "Unschedulable", "message": p["unschedulable"]}]}
     init = _init_status(p)
     if init:
         status["initContainerStatuses"] = init

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pod_factory import pod, replicaset
-
 from runbook_engine.checks.base import PodHealth
 from runbook_engine.checks.baseline import take_baseline
 from runbook_engine.kube.memory import MemoryCluster
+
+from .pod_factory import pod, replicaset
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 import yaml
-from pod_factory import pod, replicaset
 
 from runbook_engine.checks.base import CheckContext
 from runbook_engine.checks.baseline import take_baseline
 from runbook_engine.checks.builtin import CHECKS
 from runbook_engine.kube.memory import MemoryCluster
 from runbook_engine.report.verdict import Status, Verdict
+
+from .pod_factory import pod, replicaset
 
 CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "cases" / "pods_healthy.yaml").read_text())
 REPLICASETS = [replicaset("api-5d8f", "shop", "api"), replicaset("web-5d8f", "shop", "web")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -92,18 +93,19 @@ def test_no_secret_reaches_console_events_or_journal_file(
 ) -> None:
     playbook = _case(tmp_path, "secret_rotation.yml", "rollback")
     secret = ObjectRef("v1", "Secret", "sre", "db-creds")
-    original = cluster.get(secret)
+    original = state_of(cluster)[str(secret)]
     code, out = runbook("-v", "run", playbook, "-i", INVENTORY, "--diff", "-e", f"new_password={NEW_PASSWORD}")
 
     assert code == EXIT_ROLLED_BACK, out
     assert "Secret/sre/db-creds" in out  # the change is shown, its data is not
     code, status = runbook("status", "--json")
     journal = b"".join(p.read_bytes() for p in runbook.state_dir.iterdir())
-    for planted in (PLANTED_SECRET, NEW_PASSWORD):
+    plain = (PLANTED_SECRET, NEW_PASSWORD)
+    for planted in (*plain, *(base64.b64encode(p.encode()).decode() for p in plain)):
         assert planted not in out and planted not in status
         assert planted.encode() not in journal
     # ...and yet the sealed pre-image restored the Secret exactly
-    assert state_of(cluster)[str(secret)] == state_of(MemoryCluster([original or {}]))[str(secret)]
+    assert state_of(cluster)[str(secret)] == original
 
 
 @pytest.mark.parametrize(("values", "expected"), [
@@ -122,3 +124,19 @@ def test_extra_vars_file_and_errors(tmp_path: Path) -> None:
     for bad in ("novalue", f"@{tmp_path / 'missing.yml'}", "[1, 2]"):
         with pytest.raises(UserInputError):
             parse_extra_vars([bad])
+
+
+def test_check_without_diff_lists_changes_only(runbook: Invocation, cluster: MemoryCluster, tmp_path: Path) -> None:
+    code, out = runbook("run", str(three_phase(tmp_path, "pause")), "-i", INVENTORY, "--check")
+    assert code == EXIT_OK and cluster.writes == 0
+    assert "would create ConfigMap/sre/mesh-config" in out and "+  mtls: permissive" not in out
+
+
+def test_check_command_validates_without_touching_the_cluster(
+    runbook: Invocation, cluster: MemoryCluster, tmp_path: Path
+) -> None:
+    code, out = runbook("check", str(three_phase(tmp_path, "pause")), "-i", INVENTORY)
+    assert code == EXIT_OK and "is valid (1 plays, 3 phases, 1 clusters)" in out
+    code, out = runbook("check", str(three_phase(tmp_path, "sideways")), "-i", INVENTORY)
+    assert code == EXIT_INVALID and "on_failure must be one of: pause, rollback" in out
+    assert cluster.writes == 0 and cluster.requests.total() == 0

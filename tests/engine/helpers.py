@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -65,7 +66,7 @@ def seed_objects(*, healthy: bool = False) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "health", "namespace": ns},
          "data": {"ready": "true" if healthy else "false"}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db-creds", "namespace": ns},
-         "type": "Opaque", "stringData": {"password": PLANTED_SECRET}},
+         "type": "Opaque", "data": {"password": base64.b64encode(PLANTED_SECRET.encode()).decode()}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": ns},
          "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
                   "template": {"metadata": {"labels": {"app": "api"}},

@@ -145,7 +145,7 @@ def test_rollback_command_undoes_every_phase_newest_first(
     with_missing = state_of(cluster)
     run_id, status, _ = _run(engine, _playbook(tmp_path, "task_failure.yml", on_failure="pause"))
     assert status is RunStatus.COMPLETED
-    playbook, inventory = load(tmp_path / "task_failure.yml")
+    _, inventory = load(tmp_path / "task_failure.yml")
     result = engine.rollback(run_id, inventory=inventory)
     assert result.status is RunStatus.ROLLED_BACK
     assert state_of(cluster) == with_missing != before

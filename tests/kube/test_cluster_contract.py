@@ -1,5 +1,6 @@
-"""One behaviour, every ``Cluster``: the same assertions run on MemoryCluster and on KubeCluster
-talking HTTPS to the sandbox API server, so the planner's simulation and real runs agree.
+"""One behaviour, every ``Cluster``: the same assertions run on MemoryCluster (bare and behind the
+per-phase CachingCluster) and on KubeCluster talking HTTPS to the sandbox API server, so the
+planner's simulation and real runs agree.
 
 Each test works in a namespace of its own, so one sandbox server is shared by the session."""
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from runbook_engine.errors import ConflictError, InvalidObjectError, NotFoundError
+from runbook_engine.kube.caching import CachingCluster
 from runbook_engine.kube.cluster import Cluster, PatchType, Propagation
 from runbook_engine.kube.memory import MemoryCluster
 from runbook_engine.kube.refs import ObjectRef
@@ -31,7 +33,15 @@ def _kube(request: pytest.FixtureRequest) -> Cluster:
     return KubeCluster.from_kubeconfig(server.kubeconfig, None, name="sandbox")
 
 
-FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Cluster]] = {"memory": _memory, "kube": _kube}
+def _cached(request: pytest.FixtureRequest) -> Cluster:
+    return CachingCluster(MemoryCluster(name="memory"))
+
+
+FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Cluster]] = {
+    "memory": _memory,
+    "cached-memory": _cached,
+    "kube": _kube,
+}
 
 
 @pytest.fixture(params=sorted(FACTORIES))

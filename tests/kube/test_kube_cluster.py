@@ -4,13 +4,16 @@ error mapping, CRD discovery, kubeconfig handling, and no credentials in logs or
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import logging
 import ssl
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 import yaml
 
@@ -18,6 +21,7 @@ from runbook_engine.errors import (
     ClusterError,
     ConflictError,
     InvalidObjectError,
+    NotFoundError,
     TransientClusterError,
     UserInputError,
 )
@@ -136,18 +140,14 @@ def test_json_patch_is_not_repeated_after_a_server_error(sandbox_server: Sandbox
     assert cluster.requests["patch ConfigMap"] == 3
 
 
-def test_connection_refused_is_transient_and_retried(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "dead",
-        "clusters": [{"name": "dead", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}],
-        "users": [{"name": "dead", "user": {"token": "t"}}],
-        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "dead"}}],
-    }))
+def test_connection_refused_is_transient_and_retried() -> None:
+    configuration = kubernetes.client.Configuration(host=f"http://127.0.0.1:{free_port()}")
     sleeps = Sleeps()
+    cluster = KubeCluster(kubernetes.client.ApiClient(configuration), "dead",
+                          retry=RetryPolicy(attempts=2, sleep=sleeps), discover=False)
     with pytest.raises(TransientClusterError, match="cannot connect"):
-        KubeCluster.from_kubeconfig(kubeconfig, None, retry=RetryPolicy(attempts=2, sleep=sleeps))
-    assert len(sleeps.calls) == 1
+        cluster.get(CM)
+    assert len(sleeps.calls) == 1 and cluster.requests["get ConfigMap"] == 2
 
 
 def test_missing_kubeconfig_or_context_is_user_input_error(tmp_path: Path, sandbox_server: SandboxServer) -> None:
@@ -214,3 +214,49 @@ def test_credentials_never_reach_logs_or_errors(
         cluster.apply(cm("a"))
     assert "retrying" in caplog.text
     assert token not in caplog.text and token not in str(caught.value) and token not in repr(caught.value)
+
+
+def test_pod_logs(sandbox_server: SandboxServer) -> None:
+    cluster = connect(sandbox_server, Sleeps())
+    cluster.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": NS},
+                   "spec": {"containers": [{"name": "app", "image": "app:1"}]}})
+    sandbox_server.store.set_pod_log(NS, "p", "app", "one\ntwo\nthree\n")
+    assert cluster.pod_logs(NS, "p") == "one\ntwo\nthree\n"
+    assert cluster.pod_logs(NS, "p", "app", tail_lines=2) == "two\nthree\n"
+    with pytest.raises(InvalidObjectError, match="not valid"):
+        cluster.pod_logs(NS, "p", "nope")
+    with pytest.raises(NotFoundError):
+        cluster.pod_logs(NS, "absent")
+
+
+class _ForbiddenDiscovery(http.server.BaseHTTPRequestHandler):
+    """An API server whose discovery is forbidden to this user and which holds no objects."""
+
+    def do_GET(self) -> None:
+        code, reason = (403, "Forbidden") if self.path == "/apis" else (404, "NotFound")
+        body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+                           "reason": reason, "message": f"{reason.lower()}: {self.path}"}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def test_forbidden_discovery_does_not_prevent_connecting() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForbiddenDiscovery)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        configuration = kubernetes.client.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}")
+        api = kubernetes.client.ApiClient(configuration)
+        cluster = KubeCluster(api, "restricted", retry=RetryPolicy(sleep=Sleeps()))
+        assert cluster.requests["discover APIGroupList"] == 1
+        assert cluster.get(CM) is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

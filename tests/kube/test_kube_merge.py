@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runbook_engine.errors import ConflictError, InvalidObjectError
 from runbook_engine.kube.merge import (
@@ -111,3 +113,33 @@ def test_record_update_moves_ownership_to_the_patcher() -> None:
     # The applier no longer owns data.a, so re-applying without it leaves the patched value alone.
     again = server_side_apply(updated, _cm({}), manager="m", force=False, now=NOW)
     assert again["data"] == {"a": "2"}
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.sampled_from(["a", "b", "c"]))
+_names = st.sampled_from(["app", "proxy", "init"])
+_containers = st.lists(st.fixed_dictionaries({"name": _names}, optional={"image": st.sampled_from(["x", "y"])}),
+                       max_size=3, unique_by=lambda c: c["name"])
+_docs = st.recursive(
+    _scalars,
+    lambda inner: st.dictionaries(st.sampled_from(["k", "l", "m"]), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(target=_docs, patch=st.dictionaries(st.sampled_from(["k", "l", "containers"]),
+                                           st.one_of(_docs, _containers), max_size=3))
+def test_merge_and_strategic_patches_are_idempotent(target: Any, patch: dict[str, Any]) -> None:
+    for patcher in (merge_patch, strategic_merge):
+        once = patcher(target, patch)
+        assert patcher(once, patch) == once
+
+
+@given(data=st.dictionaries(st.sampled_from(["a", "b", "c"]), st.sampled_from(["1", "2"]), max_size=3),
+       labels=st.dictionaries(st.sampled_from(["x", "y"]), st.sampled_from(["on", "off"]), max_size=2),
+       containers=_containers)
+def test_applying_the_same_configuration_twice_changes_nothing(
+    data: dict[str, str], labels: dict[str, str], containers: list[dict[str, str]]
+) -> None:
+    config = {**_cm(data, labels), "spec": {"containers": containers}}
+    once = server_side_apply(None, config, manager="m", force=False, now=NOW)
+    assert server_side_apply(once, config, manager="m", force=False, now=NOW) == once

@@ -124,3 +124,13 @@ def test_diff_of_update_create_and_delete() -> None:
     assert body and all(line.startswith("+") for line in body)
     delete = diff_objects(before, None, ref_label="Namespace/sre")
     assert delete.startswith("--- a/Namespace/sre\n+++ /dev/null\n")
+
+
+def test_diff_compares_secret_string_data_as_stored_data() -> None:
+    desired = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "sre"},
+               "stringData": {"password": PLANTED}}
+    live = {**desired, "stringData": None, "data": {"password": B64}}
+    del live["stringData"]
+    assert diff_objects(live, desired, ref_label="Secret/sre/db") == ""
+    rotated = diff_objects(live, {**desired, "stringData": {"password": "rotated"}}, ref_label="Secret/sre/db")
+    assert rotated and not _leaks(rotated) and "rotated" not in rotated

@@ -242,8 +242,8 @@ def expand(entries: list[Obj]) -> list[Obj]:
         if "kind" in entry:
             out.append(entry)
             continue
-        key = next((k for k in BUILDERS if k in entry), None)
-        if key is None:
+        key = next(iter(entry), None)  # the shorthand's first key names its builder
+        if key not in BUILDERS:
             raise ValueError(f"unknown shorthand object: {entry}")
-        out.extend(BUILDERS[key](entry))
+        out.extend(BUILDERS[str(key)](entry))
     return out

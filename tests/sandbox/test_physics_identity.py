@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from runbook_engine.kube.flow import Flow, Outcome
 from runbook_engine.sandbox.physics.identity import Authority, CertificateAuthority
 from runbook_engine.sandbox.runtime import ContainerState
 
@@ -24,8 +26,9 @@ PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", 
 
 
 def _openssl(world: Any, target: str) -> Any:
-    pod = world.workload("tools", f"probe{len(world.store.list('v1', 'Pod'))}", service=False, image="alpine/openssl",
-                         args=[])
+    pod = world.workload(
+        "tools", f"probe{len(world.store.list('v1', 'Pod'))}", service=False, image="alpine/openssl", args=[]
+    )
     pod["spec"]["containers"][0]["command"] = ["sh", "-c", f"openssl s_client -showcerts -connect {target} </dev/null"]
     return world.physics.runtime.run_container(world.store, pod, pod["spec"]["containers"][0])
 
@@ -36,7 +39,8 @@ def _chain(log: str) -> list[x509.Certificate]:
 
 def _uri_sans(cert: x509.Certificate) -> list[str]:
     return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.UniformResourceIdentifier)
+        x509.UniformResourceIdentifier
+    )
 
 
 def _verify(leaf: x509.Certificate, ca: x509.Certificate) -> None:
@@ -102,3 +106,24 @@ def test_ca_key_persists_in_the_state_directory_with_private_mode(tmp_path: Path
     assert first.certificate == again.certificate
     (path,) = tmp_path.glob("istiod-*.pem")
     assert path.stat().st_mode & 0o077 == 0
+
+
+def test_istiod_down_stops_renewal_and_an_expired_certificate_breaks_mtls(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.istiod(ttl="1s")
+    world.namespace("sre", {"istio-injection": "enabled"})
+    world.workload("sre", "api")
+    world.workload("sre", "web")
+    flow = Flow.model_validate({"from": "sre/web", "to": "sre/api:8080"})
+    first, _ = _chain(_openssl(world, "api.sre:8080").log)
+    world.physics.faults.add({"istiod_down": True})
+    assert world.physics.evaluate(flow).outcome is Outcome.OK  # the held certificate is still valid
+    time.sleep(1.1)
+    again, _ = _chain(_openssl(world, "api.sre:8080").log)
+    assert again == first and again.not_valid_after_utc < dt.datetime.now(dt.UTC)  # not renewed
+    result = world.physics.evaluate(flow)
+    assert result.outcome is Outcome.TLS_ERROR and "istiod is down" in result.reasons[0]
+    world.physics.faults.clear()
+    renewed, _ = _chain(_openssl(world, "api.sre:8080").log)
+    assert renewed.not_valid_after_utc > dt.datetime.now(dt.UTC)
+    assert world.physics.evaluate(flow).outcome is Outcome.OK

@@ -65,8 +65,9 @@ def test_native_sidecar_is_an_init_container_with_restart_policy_always() -> Non
         ({"istio-injection": "disabled"}, {"sidecar.istio.io/inject": "true"}, {}, False),
     ],
 )
-def test_injection_policy(ns_labels: dict[str, str], pod_labels: dict[str, str],
-                          pod_annotations: dict[str, str], injected: bool) -> None:
+def test_injection_policy(
+    ns_labels: dict[str, str], pod_labels: dict[str, str], pod_annotations: dict[str, str], injected: bool
+) -> None:
     world = World()
     world.istiod()
     world.namespace("sre", ns_labels)
@@ -127,7 +128,8 @@ def test_linkerd_injects_when_the_control_plane_is_ready_and_pods_can_opt_out() 
 
 def _redirected(world: Any, ns: str, app: str) -> bool:
     pods = [p for p in world.store.list("v1", "Pod", ns) if p["metadata"]["labels"]["app"] == app]
-    return pods[0]["metadata"].get("annotations", {}).get("ambient.istio.io/redirection") == "enabled"
+    value = pods[0]["metadata"].get("annotations", {}).get("ambient.istio.io/redirection")
+    return bool(value == "enabled")
 
 
 def test_ambient_enrols_live_honours_opt_out_and_needs_ztunnel_on_the_node() -> None:
@@ -162,3 +164,30 @@ def test_ambient_enroller_thread_follows_store_events() -> None:
         assert _redirected(world, "shop", "cart")
     finally:
         world.physics.stop()
+
+
+def test_revision_label_injects_only_for_an_installed_revision() -> None:
+    world = World()
+    world.istiod()
+    world.namespace("sre", {"istio.io/rev": "canary"})
+    assert "istio-proxy" not in _names(world.workload("sre", "before"), "containers")
+    world.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "istiod-canary", "namespace": "istio-system", "labels": {"istio.io/rev": "canary"}},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "discovery", "env": [{"name": "ENABLE_NATIVE_SIDECARS", "value": "true"}]}
+                        ]
+                    }
+                }
+            },
+            "status": {"readyReplicas": 1},
+        }
+    )
+    pod = world.workload("sre", "after")
+    assert _names(pod, "initContainers") == ["istio-init", "istio-proxy"]  # the canary's native sidecars
+    assert '"revision": "canary"' in pod["metadata"]["annotations"]["sidecar.istio.io/status"]

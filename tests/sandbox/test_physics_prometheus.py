@@ -24,19 +24,27 @@ from runbook_engine.sandbox.app import MeshSandbox, build_sandbox
 pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 SHARE = (
-    'sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="sre",'
-    'connection_security_policy="mutual_tls"}[4s])) / '
+    '(sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="sre",'
+    'connection_security_policy="mutual_tls"}[4s])) or vector(0)) / '
     'sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="sre"}[4s]))'
 )
 
 
 def _deployment(ns: str, name: str) -> dict[str, Any]:
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name}},
-                              "spec": {"containers": [{"name": name, "image": f"example/{name}",
-                                                       "ports": [{"containerPort": 8080}]}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [{"name": name, "image": f"example/{name}", "ports": [{"containerPort": 8080}]}]
+                },
+            },
+        },
     }
 
 
@@ -46,14 +54,21 @@ SCENARIO = {
     "manifests": [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}},
         {**_deployment("istio-system", "istiod")},
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-         "metadata": {"name": "istio-sidecar-injector"},
-         "webhooks": [{"name": "namespace.sidecar-injector.istio.io", "failurePolicy": "Fail"}]},
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "istio-sidecar-injector"},
+            "webhooks": [{"name": "namespace.sidecar-injector.istio.io", "failurePolicy": "Fail"}],
+        },
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sre"}},
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "legacy"}},
         _deployment("sre", "api"),
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "sre"},
-         "spec": {"selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": 8080}]}},
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "api", "namespace": "sre"},
+            "spec": {"selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": 8080}]},
+        },
         _deployment("legacy", "web"),
     ],
     "flows": [{"from": "legacy/web", "to": "sre/api:8080", "protocol": "http"}],
@@ -89,15 +104,30 @@ def sandbox(tmp_path: Path) -> Iterator[MeshSandbox]:
 def prometheus(sandbox: MeshSandbox, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "sandbox", "scheme": "https", "tls_config": {"insecure_skip_verify": True},
-                            "static_configs": [{"targets": [f"127.0.0.1:{sandbox.port}"]}]}],
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "sandbox",
+                        "scheme": "https",
+                        "tls_config": {"insecure_skip_verify": True},
+                        "static_configs": [{"targets": [f"127.0.0.1:{sandbox.port}"]}],
+                    }
+                ],
+            }
+        )
+    )
     proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            PROMETHEUS,
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -125,8 +155,10 @@ def _share(url: str) -> float | None:
 def _meshed_pod_ready(sandbox: MeshSandbox, ns: str, app: str) -> bool:
     for pod in sandbox.store.list("v1", "Pod", ns):
         names = [c["name"] for c in pod["spec"].get("containers") or []]
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in (pod.get("status") or {}).get("conditions") or [])
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (pod.get("status") or {}).get("conditions") or []
+        )
         if pod["metadata"]["labels"].get("app") == app and "istio-proxy" in names and ready:
             return True
     return False
@@ -141,12 +173,17 @@ def _mesh(apps: client.AppsV1Api, core: client.CoreV1Api, ns: str, name: str) ->
     )
 
 
-def test_prometheus_sees_the_mtls_share_change_when_the_caller_is_meshed(
-    sandbox: MeshSandbox, prometheus: str
-) -> None:
-    api_client = config.new_client_from_config(config_file=str(sandbox.kubeconfig))
+def test_prometheus_sees_the_mtls_share_change_when_the_caller_is_meshed(sandbox: MeshSandbox, prometheus: str) -> None:
+    api_client = config.new_client_from_config(config_file=str(sandbox.kubeconfig))  # type: ignore[no-untyped-call]
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-    _until("istiod ready", lambda: (apps.read_namespaced_deployment("istiod", "istio-system").status.ready_replicas or 0) > 0)
+    _until(
+        "istiod ready",
+        lambda: (
+            (sandbox.store.get("apps/v1", "Deployment", "istio-system", "istiod") or {})
+            .get("status", {})
+            .get("readyReplicas")
+        ),
+    )
     _mesh(apps, core, "sre", "api")
     _until("api meshed", lambda: _meshed_pod_ready(sandbox, "sre", "api"))
     _until("plaintext share observed", lambda: _share(prometheus) == 0.0, timeout=20)

@@ -86,8 +86,9 @@ spec: {mtls: {mode: STRICT}}
 
 
 def _curl(world: Any, ns: str, args: list[str], **kw: Any) -> Any:
-    pod = world.workload(ns, f"probe{len(world.store.list('v1', 'Pod'))}", service=False, image="curlimages/curl",
-                         args=args, **kw)
+    pod = world.workload(
+        ns, f"probe{len(world.store.list('v1', 'Pod'))}", service=False, image="curlimages/curl", args=args, **kw
+    )
     return world.physics.runtime.run_container(world.store, pod, pod["spec"]["containers"][0])
 
 
@@ -107,7 +108,9 @@ spec: {mtls: {mode: STRICT}}
 
 def test_curl_probe_reports_status_code_and_reset_like_curl() -> None:
     world = _strict_platform()
-    meshed = _curl(world, "sre", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://api.sre.svc.cluster.local:8080/"])
+    meshed = _curl(
+        world, "sre", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://api.sre.svc.cluster.local:8080/"]
+    )
     assert (meshed.state, meshed.log, meshed.exit_code) == (ContainerState.COMPLETED, "200", 0)
     plain = _curl(world, "legacy", ["-sS", "http://api.sre:8080/healthz"])
     assert plain.state is ContainerState.FAILED and plain.exit_code == 56

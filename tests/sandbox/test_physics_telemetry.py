@@ -16,7 +16,7 @@ _world = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_world)
 World = _world.World
 
-SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\{(?P<labels>.*)\} (?P<value>[0-9.eE+-]+)$')
+SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\{(?P<labels>.*)\} (?P<value>[0-9.eE+-]+)$")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -68,10 +68,13 @@ def test_metrics_grow_with_time_and_mtls_share_rises_when_the_caller_is_meshed()
     world.workload("legacy", "web")
     world.workload("legacy", "db", port=5432)
     clock = Clock()
-    flows = [Flow.model_validate(f) for f in (
-        {"from": "legacy/web", "to": "sre/api:8080", "protocol": "http"},
-        {"from": "sre/api", "to": "legacy/db:5432", "protocol": "tcp"},
-    )]
+    flows = [
+        Flow.model_validate(f)
+        for f in (
+            {"from": "legacy/web", "to": "sre/api:8080", "protocol": "http"},
+            {"from": "sre/api", "to": "legacy/db:5432", "protocol": "tcp"},
+        )
+    ]
     metrics = TrafficMetrics(world.physics.control_plane, flows, rate=2.0, clock=clock)
     clock.now = 10.0
     first = parse(metrics.text())
@@ -102,12 +105,40 @@ def test_denied_requests_are_reported_with_403() -> None:
     world.namespace("sre", {"istio-injection": "enabled"})
     world.workload("sre", "api")
     world.workload("sre", "web")
-    world.apply_yaml("{apiVersion: security.istio.io/v1, kind: AuthorizationPolicy, "
-                     "metadata: {name: deny, namespace: sre}, spec: {}}")
+    world.apply_yaml(
+        "{apiVersion: security.istio.io/v1, kind: AuthorizationPolicy, "
+        "metadata: {name: deny, namespace: sre}, spec: {}}"
+    )
     clock = Clock()
-    metrics = TrafficMetrics(world.physics.control_plane,
-                             [Flow.model_validate({"from": "sre/web", "to": "sre/api:8080"})], clock=clock)
+    metrics = TrafficMetrics(
+        world.physics.control_plane, [Flow.model_validate({"from": "sre/web", "to": "sre/api:8080"})], clock=clock
+    )
     clock.now = 3.0
     samples = parse(metrics.text())
     codes = {(s[1]["reporter"], s[1]["response_code"], s[1]["connection_security_policy"]) for s in samples}
     assert codes == {("source", "403", "unknown"), ("destination", "403", "mutual_tls")}
+
+
+def test_linkerd_proxies_report_response_total_with_tls_identity() -> None:
+    world = World()
+    world.linkerd()
+    world.namespace("emojivoto", annotations={"linkerd.io/inject": "enabled"})
+    world.workload("emojivoto", "voting")
+    world.workload("emojivoto", "web")
+    world.workload("legacy", "cron")
+    clock = Clock()
+    flows = [
+        Flow.model_validate({"from": src, "to": "emojivoto/voting:8080"}) for src in ("emojivoto/web", "legacy/cron")
+    ]
+    metrics = TrafficMetrics(world.physics.control_plane, flows, clock=clock)
+    clock.now = 4.0
+    seen = {
+        (s[1]["direction"], s[1]["tls"], s[1].get("deployment"), s[2])
+        for s in parse(metrics.text())
+        if s[0] == "response_total"
+    }
+    assert seen == {
+        ("outbound", "true", "web", 4.0),
+        ("inbound", "true", "voting", 4.0),
+        ("inbound", "no_identity", "voting", 4.0),
+    }

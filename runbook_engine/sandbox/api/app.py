@@ -6,6 +6,7 @@ bearer-token authentication (401), then the fault set (latency, injected errors)
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -94,7 +95,7 @@ class ApiApp:
             if path == "/version":
                 return json_response(200, discovery.SERVER_VERSION)
             return Response(200, b"ok", "text/plain; charset=utf-8")
-        if req.header("authorization") != f"Bearer {self.token}":
+        if not hmac.compare_digest(req.header("authorization").encode(), f"Bearer {self.token}".encode()):
             raise unauthorized()
         if path == ADMIN_FAULTS or path.startswith(ADMIN_FAULTS + "/"):
             return self._admin_faults(req, path)
@@ -203,8 +204,6 @@ class ApiApp:
             return Response(200, self.resources.log(route, req.query).encode(), "text/plain")
         if route.subresource == "scale":
             return json_response(200, self.resources.scale(route))
-        if route.subresource == "status" and "status" not in route.info.subresources:
-            raise no_route()
         obj = self.resources.get(route)
         if wants_table(req.header("accept")):
             return json_response(200, table_for(route.info, [obj], {"resourceVersion": obj["metadata"].get(
@@ -213,10 +212,8 @@ class ApiApp:
 
     def _watch(self, req: Request, route: Route) -> Response:
         match = self.resources.matcher(route, req.query)
-        if route.name is not None:
-            name = route.name
-            base = match
-            match = lambda obj: (obj.get("metadata") or {}).get("name") == name and base(obj)  # noqa: E731
+        if route.name is not None:  # the legacy form: GET .../pods/<name>?watch=true
+            match = _named(route.name, match)
             route = Route(route.info, route.namespace, None, None)
         events = watch.stream(self.store, route, req.query, match, req.closed)
         if wants_table(req.header("accept")):
@@ -240,6 +237,10 @@ class ApiApp:
         except ValueError as exc:
             raise bad_request(f"the DeleteOptions body is not valid JSON: {exc}") from exc
         return options if isinstance(options, dict) else {}
+
+
+def _named(name: str, match: Callable[[Mapping[str, Any]], bool]) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda obj: (obj.get("metadata") or {}).get("name") == name and match(obj)
 
 
 def _table_event(route: Route, line: bytes) -> bytes:

@@ -29,6 +29,16 @@ SERVER_VERSION: Obj = {
     "platform": "linux/amd64",
 }
 _SUBRESOURCE_VERBS = ("get", "patch", "update")
+#: Built-in kinds in the ``all`` category (what ``kubectl get all`` lists).
+_ALL_CATEGORY = frozenset(
+    {("v1", "Pod"), ("v1", "Service"), ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"),
+     ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"), ("batch/v1", "Job"), ("batch/v1", "CronJob")}
+)
+
+
+def categories(info: KindInfo) -> list[str]:
+    extra = ["all"] if (info.api_version, info.kind) in _ALL_CATEGORY and "all" not in info.categories else []
+    return [*info.categories, *extra]
 _SCALE_KINDS = frozenset({("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "ReplicaSet")})
 
 
@@ -44,7 +54,7 @@ def version_priority(version: str) -> tuple[int, int, int]:
 def subresources(info: KindInfo) -> list[str]:
     """The subresources served for a kind."""
     subs = [s for s in info.subresources if s in ("status", "log")]
-    if (info.api_version, info.kind) in _SCALE_KINDS or "scale" in info.subresources:
+    if (info.api_version, info.kind) in _SCALE_KINDS:
         subs.append("scale")
     return subs
 
@@ -96,8 +106,8 @@ def _resource(info: KindInfo) -> Obj:
     }
     if info.short_names:
         out["shortNames"] = list(info.short_names)
-    if info.categories:
-        out["categories"] = list(info.categories)
+    if categories(info):
+        out["categories"] = categories(info)
     out["storageVersionHash"] = hashlib.sha256(info.api_version.encode() + info.kind.encode()).hexdigest()[:12]
     return out
 
@@ -138,8 +148,8 @@ def _aggregated_resource(info: KindInfo) -> Obj:
     }
     if info.short_names:
         out["shortNames"] = list(info.short_names)
-    if info.categories:
-        out["categories"] = list(info.categories)
+    if categories(info):
+        out["categories"] = categories(info)
     subs = []
     for sub in subresources(info):
         kind = {"scale": ("autoscaling", "v1", "Scale")}.get(sub, (info.group, info.version, info.kind))

@@ -8,6 +8,7 @@ concurrent change, as the real server's guaranteed update does.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import random
@@ -109,6 +110,7 @@ class ResourceApi:
         return self._store_create(route.info, obj, ctx.query.dry_run)
 
     def _store_create(self, info: KindInfo, obj: Obj, dry_run: bool) -> Obj:
+        _canonical(obj)
         try:
             return self.store.create(obj, dry_run=dry_run)
         except ClusterError as exc:
@@ -167,6 +169,7 @@ class ResourceApi:
 
     def _store_update(self, route: Route, live: Obj, new: Obj, ctx: WriteContext, expect_rv: str | None) -> Obj:
         new = merge.record_update(live, new, manager=ctx.manager, now=now_rfc3339())
+        _canonical(new)
         try:
             stored = self.store.update(new, expect_rv=expect_rv, dry_run=ctx.query.dry_run)
         except ClusterError as exc:
@@ -224,6 +227,7 @@ class ResourceApi:
                 _prepare_status(route.info, result)
                 return 201, self._store_create(route.info, result, ctx.query.dry_run)
             result = _merge_subresource(route, live, self._keep_identity(live, result))
+            _canonical(result)
             try:
                 expect = live["metadata"]["resourceVersion"]
                 stored = self.store.update(result, expect_rv=expect, dry_run=ctx.query.dry_run)
@@ -335,6 +339,20 @@ def _continue_offset(token: str) -> int:
         raise ApiError(410, "the provided continue parameter is too old to display a consistent list result",
                        "Expired")
     return int(token)
+
+
+def _canonical(obj: Obj) -> None:
+    """What the real server stores: no empty metadata maps or lists; a Secret's ``stringData``
+    folded into ``data`` (base64)."""
+    meta = obj.get("metadata") or {}
+    for key in ("labels", "annotations", "finalizers", "ownerReferences", "managedFields"):
+        if key in meta and not meta[key]:
+            del meta[key]
+    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1" and "stringData" in obj:
+        data = dict(obj.get("data") or {})
+        for name, value in (obj.pop("stringData") or {}).items():
+            data[name] = base64.b64encode(str(value).encode()).decode()
+        obj["data"] = data
 
 
 def _has_status_subresource(info: KindInfo) -> bool:

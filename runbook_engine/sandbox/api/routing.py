@@ -116,7 +116,7 @@ def _finish(info: KindInfo, namespace: str | None, rest: list[str]) -> Route:
         raise no_route()
     name = rest[0] if rest else None
     sub = rest[1] if len(rest) > 1 else None
-    if sub is not None and sub not in (*info.subresources, "scale", "status"):
+    if sub is not None and sub not in (*info.subresources, "scale"):
         raise no_route()
     if name == "":
         raise bad_request("resource name may not be empty")

@@ -124,20 +124,41 @@ _COLUMNS: dict[str, list[Column]] = {
 }
 
 
+#: Extra columns ``kubectl get -o wide`` shows (priority 1).
+_WIDE: dict[str, list[Column]] = {
+    "Pod": [
+        ("IP", "string", lambda o: _get(o, "status", "podIP", default="<none>")),
+        ("Node", "string", lambda o: _get(o, "spec", "nodeName", default="<none>")),
+    ],
+    "Deployment": [
+        ("Containers", "string", lambda o: ",".join(c.get("name", "") for c in _containers(o))),
+        ("Images", "string", lambda o: ",".join(c.get("image", "") for c in _containers(o))),
+    ],
+}
+
+
+def _containers(obj: Obj) -> list[Obj]:
+    return list(_get(obj, "spec", "template", "spec", "containers", default=[]))
+
+
 def _partial(info: KindInfo, obj: Obj) -> Obj:
     metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}
 
 
 def table_for(info: KindInfo, items: list[Obj], list_meta: Obj) -> Obj:
-    columns = _COLUMNS.get(info.kind, [_NAME, _AGE]) if info.api_version in ("v1", "apps/v1") else [_NAME, _AGE]
+    builtin = info.api_version in ("v1", "apps/v1")
+    columns = _COLUMNS.get(info.kind, [_NAME, _AGE]) if builtin else [_NAME, _AGE]
+    wide = _WIDE.get(info.kind, []) if builtin else []
+    definitions = [
+        {"name": name, "type": kind, "format": "name" if name == "Name" else "", "description": "", "priority": 0}
+        for name, kind, _ in columns
+    ] + [{"name": name, "type": kind, "format": "", "description": "", "priority": 1} for name, kind, _ in wide]
+    columns = columns + wide
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": list_meta,
-        "columnDefinitions": [
-            {"name": name, "type": kind, "format": "name" if name == "Name" else "", "description": "", "priority": 0}
-            for name, kind, _ in columns
-        ],
+        "columnDefinitions": definitions,
         "rows": [{"cells": [cell(obj) for _, _, cell in columns], "object": _partial(info, obj)} for obj in items],
     }

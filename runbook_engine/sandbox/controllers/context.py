@@ -89,7 +89,8 @@ class Context:
     _nodes: list[NodeInfo] | None = None
 
     def get(self, key: Key) -> Obj | None:
-        return self.store.get(*key)
+        """The object from the index's cache (see ``cow_copy`` for what may be changed in place)."""
+        return self.index.get(key)
 
     def children(self, owner: Obj, kind: KindKey) -> list[Obj]:
         """The objects of ``kind`` that ``owner`` controls, from the index."""

@@ -92,11 +92,10 @@ class DeploymentController:
         else:
             self._scale_up(new, old, budget)
             self._scale_down(new, old, budget)
-        self._prune_history(deploy, old)
-        fresh = self.ctx.children(deploy, REPLICA_SET)
-        current = next((rs for rs in fresh if rs["metadata"]["name"] == new["metadata"]["name"]), new)
-        deploy = self._record_revision(deploy, current)
-        write_status(self.ctx.store, deploy, self._status(deploy, current, fresh))
+        pruned = self._prune_history(deploy, old)
+        deploy = self._record_revision(deploy, new)
+        sets = [new, *(rs for rs in old if rs["metadata"]["name"] not in pruned)]
+        write_status(self.ctx.store, deploy, self._status(deploy, new, sets))
         return None
 
     # -- the new ReplicaSet ------------------------------------------------------------------
@@ -155,7 +154,8 @@ class DeploymentController:
         if _spec_replicas(rs) == replicas:
             return
         rs["spec"]["replicas"] = replicas
-        self.ctx.store.update(rs, expect_rv=str(rs["metadata"]["resourceVersion"]))
+        stored = self.ctx.store.update(rs, expect_rv=str(rs["metadata"]["resourceVersion"]))
+        rs["metadata"] = stored["metadata"]
 
     def _scale_up(self, new: Obj, old: list[Obj], budget: Budget) -> None:
         current = _spec_replicas(new)
@@ -202,14 +202,17 @@ class DeploymentController:
         if all(int((rs.get("status") or {}).get("replicas", 0)) == 0 for rs in old):
             self._scale(new, budget.replicas)
 
-    def _prune_history(self, deploy: Obj, old: list[Obj]) -> None:
+    def _prune_history(self, deploy: Obj, old: list[Obj]) -> set[str]:
+        """Delete the oldest idle ReplicaSets beyond ``revisionHistoryLimit``; returns their names."""
         limit = int((deploy.get("spec") or {}).get("revisionHistoryLimit", DEFAULT_HISTORY_LIMIT))
         idle = [
             rs for rs in old
             if _spec_replicas(rs) == 0 and int((rs.get("status") or {}).get("replicas", 0)) == 0
         ]
-        for rs in sorted(idle, key=_revision)[: max(len(idle) - limit, 0)]:
-            self.ctx.store.delete("apps/v1", "ReplicaSet", rs["metadata"]["namespace"], rs["metadata"]["name"])
+        doomed = sorted(idle, key=_revision)[: max(len(idle) - limit, 0)]
+        for rs in doomed:
+            self.ctx.store.delete(*REPLICA_SET, rs["metadata"]["namespace"], rs["metadata"]["name"])
+        return {rs["metadata"]["name"] for rs in doomed}
 
     def _record_revision(self, deploy: Obj, new: Obj) -> Obj:
         if annotate(deploy, REVISION_ANNOTATION, str(_revision(new))):

@@ -1,9 +1,12 @@
-"""An in-memory index over the store, kept current by store events, so controllers never scan.
+"""An in-memory index and object cache over the store, kept current by store events.
 
 Controllers ask "which pods does this ReplicaSet own", "which services are in this namespace",
 "which nodes exist" thousands of times while a large platform settles; answering from the store
-would mean a full scan each time. The index is updated from the store's listener (which runs under
-the store lock, in commit order) and rebuilt from a snapshot when the manager (re)starts.
+would mean a full scan (and a deep copy per object) each time. Like a real controller's informer
+cache, the index is updated from the store's listener (which runs under the store lock, in commit
+order, handing each listener its own copy) and rebuilt from a snapshot when the manager (re)starts.
+Reads hand out copy-on-write views (``cow_copy``): the top levels are fresh dicts, deeper structures
+are shared and must be copied before they are changed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class ObjectIndex:
         self._clear()
 
     def _clear(self) -> None:
+        self._objects: dict[Key, Obj] = {}
         self._names: dict[KindKey, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._children: dict[str, set[Key]] = defaultdict(set)
         self._owner: dict[Key, str] = {}
@@ -61,6 +65,7 @@ class ObjectIndex:
                 self._remember(key, obj)
 
     def _remember(self, key: Key, obj: Obj) -> None:
+        self._objects[key] = obj
         self._names[(key[0], key[1])][key[2]].add(key[3])
         uid = uid_of(obj)
         self._uids[uid] = key
@@ -82,6 +87,7 @@ class ObjectIndex:
                 self._unscheduled.discard(key)
 
     def _forget(self, key: Key) -> None:
+        self._objects.pop(key, None)
         self._names[(key[0], key[1])][key[2]].discard(key[3])
         uid = self._uid_of.pop(key, None)
         if uid is not None and self._uids.get(uid) == key:
@@ -96,6 +102,12 @@ class ObjectIndex:
         self._unscheduled.discard(key)
 
     # -- queries -----------------------------------------------------------------------------
+    def get(self, key: Key) -> Obj | None:
+        """The cached object (as of the last committed change), as a copy-on-write view."""
+        with self._lock:
+            obj = self._objects.get(key)
+        return cow_copy(obj) if obj is not None else None
+
     def names(self, kind: KindKey, namespace: str | None = None) -> list[tuple[str, str]]:
         """``(namespace, name)`` of every object of a kind, optionally in one namespace."""
         with self._lock:
@@ -136,3 +148,18 @@ class ObjectIndex:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {"objects": len(self._uid_of), "unscheduled": len(self._unscheduled)}
+
+
+def cow_copy(obj: Obj) -> Obj:
+    """Fresh dicts for the object, its metadata (and labels/annotations), spec and status; the rest shared."""
+    out = dict(obj)
+    for part in ("metadata", "spec", "status"):
+        value = out.get(part)
+        if isinstance(value, dict):
+            out[part] = dict(value)
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        for part in ("labels", "annotations"):
+            if isinstance(meta.get(part), dict):
+                meta[part] = dict(meta[part])
+    return out

@@ -98,10 +98,14 @@ class Kubelet:
         if meta_of(pod).get("deletionTimestamp"):
             self._terminate(key)
             return None
-        if not (pod.get("spec") or {}).get("nodeName"):
-            return self._schedule(pod, st, now)
         if st.due > now:
             return Wake(st.due - now, st.settling)
+        if not (pod.get("spec") or {}).get("nodeName"):
+            if st.due == 0.0:  # a new pod: the scheduler binds it and the kubelet starts it one step later
+                st.due, st.settling = now + self.ctx.timing.step, True
+                return Wake(self.ctx.timing.step, True)
+            if not self._schedule(pod):
+                return None  # retried when a Node changes
         return self._sync(pod, st, now)
 
     def _state(self, key: Key, pod: Obj) -> _PodState:
@@ -118,7 +122,8 @@ class Kubelet:
             self.ctx.store.delete(*key)
 
     # -- scheduling --------------------------------------------------------------------------
-    def _schedule(self, pod: Obj, st: _PodState, now: float) -> Wake | None:
+    def _schedule(self, pod: Obj) -> bool:
+        """Bind the pod to a node (in place; written with its first status), or mark it Unschedulable."""
         node = self._pick_node(pod)
         status = dict(pod.get("status") or {})
         previous = status.get("conditions")
@@ -128,13 +133,11 @@ class Kubelet:
             unschedulable = condition("PodScheduled", False, "Unschedulable", message, previous)
             status.update(phase="Pending", conditions=[unschedulable])
             write_status(self.ctx.store, pod, status)
-            return None  # retried when a Node changes
+            return False
         pod["spec"]["nodeName"] = node.name
         status.update(phase="Pending", conditions=[condition("PodScheduled", True, "", "", previous)])
         pod["status"] = status
-        self.ctx.store.update(pod, expect_rv=str(meta_of(pod)["resourceVersion"]))
-        st.due, st.settling = now + self.ctx.timing.step, True
-        return Wake(self.ctx.timing.step, True)
+        return True
 
     def _pick_node(self, pod: Obj) -> NodeInfo | None:
         selector = (pod.get("spec") or {}).get("nodeSelector") or {}

@@ -97,6 +97,8 @@ class ControllerManager:
         self._due: dict[Key, tuple[float, int, bool]] = {}
         self._seq = itertools.count()
         self._busy = False
+        self._current: Key | None = None  # the key being reconciled, and by which thread
+        self._worker_ident = 0
         self._synced = False
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -190,13 +192,17 @@ class ControllerManager:
         kind = (key[0], key[1])
         old_labels = self.ctx.index.pod_labels(key) if kind == POD else {}
         self.ctx.index.apply(event, obj)
-        keys = [key] if kind in self._controllers else []
+        keys = [key] if kind in self._controllers and not self._own_write(key) else []
         owner = controller_uid(obj)
         owner_key = self.ctx.index.key_for_uid(owner) if owner else None
         if owner_key is not None:
             keys.append(owner_key)
         keys += self._related(event, kind, key, obj, old_labels)
         self._enqueue(keys)
+
+    def _own_write(self, key: Key) -> bool:
+        """A controller's write to the object it is reconciling needs no second look at that object."""
+        return self._current == key and threading.get_ident() == self._worker_ident
 
     def _related(self, event: str, kind: KindKey, key: Key, obj: Obj, old_labels: dict[str, str]) -> list[Key]:
         index = self.ctx.index
@@ -243,11 +249,13 @@ class ControllerManager:
                 key = next(iter(self._queue))
                 del self._queue[key]
                 self._busy = True
+                self._current, self._worker_ident = key, threading.get_ident()
             try:
                 wake = self._reconcile(key)
             finally:
                 with self._cond:
                     self._busy = False
+                    self._current = None
             self._schedule(key, wake)
             done += 1
         return done

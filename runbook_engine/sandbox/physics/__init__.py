@@ -17,8 +17,10 @@ Signals the physics reads (all ordinary objects):
 - istiod: Deployment ``istiod`` (revision ``default``) or ``istiod-<rev>`` in ``istio-system`` with
   ready replicas, plus a MutatingWebhookConfiguration with a ``*sidecar-injector.istio.io`` webhook;
   container env ``ENABLE_NATIVE_SIDECARS=true`` and ``DEFAULT_WORKLOAD_CERT_TTL`` (default 24h);
-  ConfigMap ``istio-system/istio`` key ``mesh`` (``trustDomain``, ``rootNamespace``,
-  ``outboundTrafficPolicy``, ``extensionProviders``).
+  ConfigMap ``istio-system/istio`` key ``mesh`` (``trustDomain``, ``trustDomainAliases``,
+  ``rootNamespace``, ``outboundTrafficPolicy``, ``extensionProviders``).
+- Waypoints (ambient L7): label ``istio.io/use-waypoint=<name>`` on a Service or its namespace and a
+  Gateway API ``Gateway`` of that name; AuthorizationPolicies then attach with ``targetRefs``.
 - SPIRE as the CA: StatefulSet ``spire-server`` (namespace ``spire-server``, ``spire`` or
   ``spire-system``) with ready replicas, ConfigMap ``spire-server`` key ``server.conf``
   (``trust_domain``, ``default_x509_svid_ttl``), ``spire-agent`` pods per node; istiod is told to
@@ -41,7 +43,9 @@ Mesh faults (scenario ``faults:`` entries; see ``faults``)::
 istiod down: the injector webhook is unreachable; it fails closed (pod creation in a selected
 namespace is refused with a 500, as the real API server reports a failed webhook call) unless its
 ``failurePolicy`` is ``Ignore`` (then the pod comes up without a proxy); held certificates stop
-renewing and new proxies never become ready.
+renewing (``MeshPhysics.evaluate`` fails mTLS to a workload whose held certificate expired) and
+new proxies never become ready. Runtime changes to mesh faults go through ``MeshPhysics.faults``
+(``add``/``clear``).
 """
 
 from __future__ import annotations

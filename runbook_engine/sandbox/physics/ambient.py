@@ -51,8 +51,19 @@ class AmbientEnroller:
         self._thread: threading.Thread | None = None
 
     def on_event(self, event: str, obj: o.Obj) -> None:
-        if obj.get("kind") in ("Namespace", "Pod") and obj.get("apiVersion") == "v1":
+        """Mark work only for events that can change an enrolment (cheap: runs on every store write)."""
+        if obj.get("apiVersion") != "v1" or obj.get("kind") not in ("Namespace", "Pod"):
+            return
+        if obj["kind"] == "Namespace" or self._concerns_ambient(obj):
             self._dirty.set()
+
+    def _concerns_ambient(self, pod: o.Obj) -> bool:
+        if o.DATAPLANE_MODE_LABEL in o.labels(pod) or o.AMBIENT_REDIRECTION in o.annotations_of(pod):
+            return True
+        if o.namespace_of(pod) == o.ISTIO_NAMESPACE:
+            return True  # ztunnel pods come and go
+        namespace = self.store.get("v1", "Namespace", "", o.namespace_of(pod))
+        return wants_ambient(pod, namespace)
 
     def reconcile(self) -> int:
         """Enrol or un-enrol pods as needed; returns how many pods changed."""
@@ -99,3 +110,4 @@ class AmbientEnroller:
                 return
             self._dirty.clear()
             self.reconcile()
+            self._stop.wait(0.05)  # let a burst of events settle into one pass

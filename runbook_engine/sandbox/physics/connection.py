@@ -28,11 +28,11 @@ from runbook_engine.sandbox.physics import objects as o
 from runbook_engine.sandbox.physics.control_plane import ControlPlane
 from runbook_engine.sandbox.physics.faults import MeshFaults
 from runbook_engine.sandbox.physics.identity import linkerd_identity
-from runbook_engine.sandbox.physics.istio_authz import Enforcer, Request, authorize
+from runbook_engine.sandbox.physics.istio_authz import Enforcer, Request, Waypoint, authorize
 from runbook_engine.sandbox.physics.istio_authz import glob as host_glob
 from runbook_engine.sandbox.physics.linkerd_policy import LinkerdClient, authorize_linkerd
 from runbook_engine.sandbox.physics.peer_auth import MtlsMode, effective_mode
-from runbook_engine.sandbox.physics.svid import identity_status
+from runbook_engine.sandbox.physics.svid import IdentityService, identity_status
 from runbook_engine.sandbox.physics.topology import (
     EXTERNAL_CLIENT_IP,
     NODE_IP,
@@ -135,13 +135,13 @@ def resolve_target(view: MeshView, flow: Flow) -> tuple[Target | None, str]:
 
 # -- DestinationRules ------------------------------------------------------------------------------
 def _dr_host_matches(dr: o.Obj, fqdn: str) -> bool:
+    """Short names in a DestinationRule's host are relative to the rule's namespace."""
     host = str(o.spec(dr).get("host", ""))
-    if "." not in host and host != "*" and not fqdn.endswith(".svc.cluster.local"):
-        return host == fqdn
-    if "." not in host and host != "*":
-        host = f"{host}.{o.namespace_of(dr)}.svc.cluster.local"
-    elif host.count(".") == 1 and not host.startswith("*") and fqdn.endswith(".svc.cluster.local"):
-        host = f"{host}.svc.cluster.local"
+    if fqdn.endswith(".svc.cluster.local") and "*" not in host:
+        if "." not in host:
+            host = f"{host}.{o.namespace_of(dr)}.svc.cluster.local"
+        elif not host.endswith(".cluster.local"):
+            host = f"{host}.svc.cluster.local"
     return host_glob(host, fqdn) if host.startswith("*") else host == fqdn
 
 
@@ -171,8 +171,15 @@ def dr_tls_mode(dr: o.Obj | None, port: int) -> str | None:
 class ConnectionPhysics:
     """Evaluates connections over one ``MeshView``."""
 
-    def __init__(self, view: MeshView) -> None:
+    def __init__(self, view: MeshView, identities: IdentityService | None = None) -> None:
         self.view = view
+        self.identities = identities  # when given, expired certificates (istiod down) break mTLS
+
+    def _identity_problem(self, pod: o.Obj) -> str | None:
+        status = identity_status(self.view, pod)
+        if not status.available:
+            return status.reason
+        return self.identities.expired(self.view, pod) if self.identities is not None else None
 
     def flow(self, flow: Flow) -> FlowResult:
         client = resolve_client(self.view, flow.source)
@@ -186,7 +193,7 @@ class ConnectionPhysics:
     def connect(
         self, client: Peer, target: Target, protocol: Protocol, path: str = "/", method: str = "GET"
     ) -> FlowResult:
-        broken = self._dataplane_broken(client, target)
+        broken = self._dataplane_broken(client, target, protocol)
         if broken is not None:
             return broken
         if target.external:
@@ -196,22 +203,19 @@ class ConnectionPhysics:
             if probe is not None:
                 return probe
         wire = self._wire(client, target)
+        no_identity = self._client_without_identity(client, target, wire, protocol)
+        if no_identity is not None:
+            return no_identity
         if target.dataplane.istio:
             return self._istio_inbound(client, target, protocol, wire, path, method)
         if target.dataplane is Dataplane.LINKERD:
             return self._linkerd_inbound(client, target, protocol, wire)
         if wire in (Wire.ISTIO_MTLS, Wire.OTHER_TLS):
-            return _done(
-                Outcome.TLS_ERROR,
-                [
-                    f"client sends TLS ({wire.value}, DestinationRule) to {target.fqdn}, "
-                    "whose workload has no proxy and speaks plaintext"
-                ],
-                client=client,
-                target=target,
-                wire=wire,
-                http_status=503 if self._http_proxy(client, protocol) else 0,
+            reason = (
+                f"client sends TLS ({wire.value}, DestinationRule) to {target.fqdn}, "
+                "whose workload has no proxy and speaks plaintext"
             )
+            return self._failed(Outcome.TLS_ERROR, [reason], client, target, wire, protocol)
         return _done(
             Outcome.OK,
             [f"{target.workload} has no proxy: plaintext accepted"],
@@ -221,31 +225,35 @@ class ConnectionPhysics:
         )
 
     # -- pieces ------------------------------------------------------------------------------------
-    def _dataplane_broken(self, client: Peer, target: Target) -> FlowResult | None:
+    def _dataplane_broken(self, client: Peer, target: Target, protocol: Protocol) -> FlowResult | None:
+        """A side whose node proxy is gone, or a server proxy without a certificate, takes no traffic."""
         for side, pod, dp in (
             ("client", client.pod, client.dataplane),
             ("server", target.pod, target.dataplane),
         ):
-            if pod is None or dp is Dataplane.NONE:
+            if pod is None or dp is not Dataplane.AMBIENT:
                 continue
             node = o.node_of(pod)
-            if dp is Dataplane.AMBIENT and node not in self.view.ztunnel_nodes:
-                return _done(
-                    Outcome.RESET,
-                    [f"{side} pod is redirected to ztunnel, but no ztunnel runs on node {node}"],
-                    client=client,
-                    target=target,
-                )
-            status = identity_status(self.view, pod)
-            if dp is not Dataplane.AMBIENT and not status.available:
-                return _done(
-                    Outcome.TLS_ERROR,
-                    [f"{side} proxy has no certificate: {status.reason}"],
-                    client=client,
-                    target=target,
-                    http_status=503,
-                )
+            if node not in self.view.ztunnel_nodes:
+                reason = f"{side} pod is redirected to ztunnel, but no ztunnel runs on node {node}"
+                return _done(Outcome.RESET, [reason], client=client, target=target)
+        if target.pod is not None and target.dataplane in (Dataplane.SIDECAR, Dataplane.LINKERD):
+            problem = self._identity_problem(target.pod)
+            if problem is not None:
+                reason = f"server proxy has no valid certificate: {problem}"
+                return self._failed(Outcome.TLS_ERROR, [reason], client, target, Wire.PLAIN, protocol)
         return None
+
+    def _client_without_identity(
+        self, client: Peer, target: Target, wire: Wire, protocol: Protocol
+    ) -> FlowResult | None:
+        if client.pod is None or wire not in (Wire.ISTIO_MTLS, Wire.LINKERD_MTLS):
+            return None
+        problem = None if client.dataplane is Dataplane.AMBIENT else self._identity_problem(client.pod)
+        if problem is None:
+            return None
+        reason = f"client proxy has no valid certificate to originate mTLS: {problem}"
+        return self._failed(Outcome.TLS_ERROR, [reason], client, target, wire, protocol)
 
     def _wire(self, client: Peer, target: Target) -> Wire:
         if client.dataplane is Dataplane.SIDECAR:
@@ -277,6 +285,8 @@ class ConnectionPhysics:
                 reason = "HTTP probe rewritten by the sidecar injector and served by pilot-agent on :15020"
                 return _done(Outcome.OK, [reason], client=client, target=target)
             if protocol not in HTTP_PROTOCOLS:
+                # https://istio.io/latest/docs/ops/configuration/mesh/app-health-check/ : every
+                # redirected port looks open while the sidecar runs
                 return _done(
                     Outcome.OK,
                     ["the sidecar accepts the kubelet's TCP probe connection"],
@@ -298,40 +308,18 @@ class ConnectionPhysics:
     ) -> FlowResult:
         pod = target.pod or {}
         eff = effective_mode(self.view, pod, target.target_port)
-        mode = (
-            MtlsMode.PERMISSIVE
-            if target.dataplane is Dataplane.AMBIENT and eff.mode is MtlsMode.DISABLE
-            else eff.mode
-        )
+        mode = eff.mode
+        if target.dataplane is Dataplane.AMBIENT and mode is MtlsMode.DISABLE:
+            mode = MtlsMode.PERMISSIVE
         reasons = [f"server mTLS mode {mode.value} ({eff.source}); client sends {wire.value}"]
-        common: dict[str, Any] = {"client": client, "target": target, "wire": wire}
-        if wire is Wire.ISTIO_MTLS and mode is MtlsMode.DISABLE:
-            return _done(
-                Outcome.TLS_ERROR,
-                [*reasons, "PeerAuthentication DISABLE but the client originates mTLS"],
-                http_status=503 if self._http_proxy(client, protocol) else 0,
-                **common,
-            )
-        if wire is Wire.OTHER_TLS:
-            return _done(
-                Outcome.TLS_ERROR,
-                [*reasons, "non-mesh TLS to a mesh listener fails the handshake"],
-                http_status=503 if self._http_proxy(client, protocol) else 0,
-                **common,
-            )
-        if wire is not Wire.ISTIO_MTLS and mode is MtlsMode.STRICT:
-            return _done(
-                Outcome.RESET,
-                [*reasons, "STRICT rejects plaintext: connection reset"],
-                http_status=503 if self._http_proxy(client, protocol) else 0,
-                **common,
-            )
+        failure = self._mtls_gate(mode, wire)
+        if failure is not None:
+            outcome, why = failure
+            return self._failed(outcome, [*reasons, why], client, target, wire, protocol)
         principal = ""
         if wire is Wire.ISTIO_MTLS and client.pod is not None:
-            principal = (
-                f"{self._client_trust_domain(client)}/ns/{client.namespace}/sa/{client.service_account}"
-            )
-        enforcer = Enforcer.SIDECAR if target.dataplane is Dataplane.SIDECAR else Enforcer.ZTUNNEL
+            td = self._client_trust_domain(client)
+            principal = f"{td}/ns/{client.namespace}/sa/{client.service_account}"
         request = Request(
             principal,
             client.ip,
@@ -341,20 +329,77 @@ class ConnectionPhysics:
             path,
             http=protocol in HTTP_PROTOCOLS,
         )
-        decision = authorize(self.view, pod, request, enforcer)
+        return self._authorize(client, target, wire, protocol, request, reasons)
+
+    @staticmethod
+    def _mtls_gate(mode: MtlsMode, wire: Wire) -> tuple[Outcome, str] | None:
+        """What the server's inbound listener does with what the client sends, before authorization."""
+        if wire is Wire.ISTIO_MTLS and mode is MtlsMode.DISABLE:
+            return Outcome.TLS_ERROR, "PeerAuthentication DISABLE but the client originates mTLS"
+        if wire is Wire.OTHER_TLS:
+            return Outcome.TLS_ERROR, "non-mesh TLS to a mesh listener fails the handshake"
+        if wire is not Wire.ISTIO_MTLS and mode is MtlsMode.STRICT:
+            return Outcome.RESET, "STRICT rejects plaintext: connection reset"
+        return None
+
+    def _failed(
+        self,
+        outcome: Outcome,
+        reasons: list[str],
+        client: Peer,
+        target: Target,
+        wire: Wire,
+        protocol: Protocol,
+    ) -> FlowResult:
+        """A failed connection; an HTTP client behind a sidecar gets a 503 from its own proxy."""
+        status = 503 if self._http_proxy(client, protocol) else 0
+        return _done(outcome, reasons, client=client, target=target, wire=wire, http_status=status)
+
+    def _authorize(
+        self,
+        client: Peer,
+        target: Target,
+        wire: Wire,
+        protocol: Protocol,
+        request: Request,
+        reasons: list[str],
+    ) -> FlowResult:
+        waypoint = self._waypoint(target)
+        enforcer = Enforcer.SIDECAR if target.dataplane is Dataplane.SIDECAR else Enforcer.ZTUNNEL
+        if waypoint is not None:
+            enforcer = Enforcer.WAYPOINT
+            reasons.append(f"traffic goes through waypoint {waypoint.namespace}/{waypoint.name}")
+        decision = authorize(self.view, target.pod or {}, request, enforcer, waypoint)
         reasons.append(decision.reason)
+        common: dict[str, Any] = {"client": client, "target": target, "wire": wire}
         if decision.allowed:
             return _done(Outcome.OK, reasons, server_saw_request=True, **common)
-        if request.http and enforcer is Enforcer.SIDECAR:
+        if request.http and enforcer.l7:
             return _done(
                 Outcome.DENIED_403, [*reasons, "RBAC: access denied"], server_saw_request=True, **common
             )
-        return _done(
+        return self._failed(
             Outcome.RESET,
             [*reasons, "authorization denied the connection: reset"],
-            http_status=503 if self._http_proxy(client, protocol) else 0,
-            **common,
+            client,
+            target,
+            wire,
+            protocol,
         )
+
+    def _waypoint(self, target: Target) -> Waypoint | None:
+        """The waypoint of an ambient service: ``istio.io/use-waypoint`` on the service or its namespace."""
+        if target.dataplane is not Dataplane.AMBIENT or not target.service:
+            return None
+        service = self.view.cp.store.get("v1", "Service", target.namespace, target.service)
+        name = o.labels(service).get(o.USE_WAYPOINT_LABEL) or o.labels(
+            self.view.namespaces.get(target.namespace)
+        ).get(o.USE_WAYPOINT_LABEL)
+        if not name or name == "none":
+            return None
+        if self.view.cp.store.get("gateway.networking.k8s.io/v1", "Gateway", target.namespace, name) is None:
+            return None
+        return Waypoint(target.namespace, name, target.service)
 
     def _client_trust_domain(self, client: Peer) -> str:
         from runbook_engine.sandbox.physics.svid import uses_spire
@@ -452,7 +497,10 @@ def _service_entry_covers(view: MeshView, host: str, port: int) -> bool:
 
 
 def evaluate_flow(store: Any, flow: Flow, faults: MeshFaults | None = None) -> tuple[Outcome, list[str]]:
-    """What the flow's caller observes on the sandbox right now, with the reason chain."""
+    """What the flow's caller observes on the sandbox right now, with the reason chain.
+
+    Certificate expiry is judged only by ``MeshPhysics.evaluate``, which knows the issued certificates.
+    """
     view = MeshView.take(ControlPlane(store, faults or MeshFaults()))
     result = ConnectionPhysics(view).flow(flow)
     return result.outcome, result.reasons

@@ -111,6 +111,9 @@ class ControlPlane:
     def trust_domain(self) -> str:
         return str(self.mesh_config().get("trustDomain") or DEFAULT_TRUST_DOMAIN)
 
+    def trust_domain_aliases(self) -> list[str]:
+        return [str(a) for a in self.mesh_config().get("trustDomainAliases") or []]
+
     def root_namespace(self) -> str:
         return str(self.mesh_config().get("rootNamespace") or o.ISTIO_NAMESPACE)
 

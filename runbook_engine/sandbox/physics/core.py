@@ -38,7 +38,7 @@ class MeshPhysics:
         self.webhook = InjectionWebhook(self.control_plane)
         self.enroller = AmbientEnroller(store, self.control_plane)
         self.runtime = MeshRuntime(self.control_plane, self.identities)
-        self.metrics = TrafficMetrics(self.control_plane, flows, request_rate)
+        self.metrics = TrafficMetrics(self.control_plane, flows, request_rate, identities=self.identities)
 
     def install(self) -> None:
         """Register the injection webhook and the ambient enroller's listener with the store."""
@@ -55,7 +55,7 @@ class MeshPhysics:
         self.enroller.stop()
 
     def evaluate(self, flow: Flow) -> FlowResult:
-        return ConnectionPhysics(MeshView.take(self.control_plane)).flow(flow)
+        return ConnectionPhysics(MeshView.take(self.control_plane), self.identities).flow(flow)
 
     def metrics_text(self) -> str:
         return self.metrics.text()

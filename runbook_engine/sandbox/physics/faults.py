@@ -30,6 +30,7 @@ class MeshFaults:
     ztunnel_missing: set[str] = field(default_factory=set)
     spire_agent_missing: set[str] = field(default_factory=set)
     istiod_down: bool = False
+    version: int = 0  # bumped on every change, so cached evaluations know to look again
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -45,6 +46,16 @@ class MeshFaults:
         with self._lock:
             for key, value in entry.items():
                 self._add_one(str(key), value)
+            self.version += 1
+
+    def clear(self) -> None:
+        """Lift every mesh fault."""
+        with self._lock:
+            self.broken_when_meshed.clear()
+            self.ztunnel_missing.clear()
+            self.spire_agent_missing.clear()
+            self.istiod_down = False
+            self.version += 1
 
     def _add_one(self, key: str, value: Any) -> None:
         if key == "istiod_down":

@@ -134,6 +134,13 @@ class IdentityIssuer:
                 self._cas[key] = CertificateAuthority(authority, trust_domain, self.directory)
             return self._cas[key]
 
+    def held(
+        self, authority: Authority, trust_domain: str, namespace: str, service_account: str
+    ) -> IssuedCert | None:
+        """The SVID last issued for this identity, if any (expired or not)."""
+        with self._lock:
+            return self._leaves.get((authority, trust_domain, namespace, service_account))
+
     def svid(
         self,
         authority: Authority,

@@ -130,7 +130,7 @@ def inject_istio(pod: o.Obj, revision: str, *, native: bool, spire: bool) -> Non
         [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
     )
     proxy["readinessProbe"] = {"httpGet": {"path": "/healthz/ready", "port": 15021}, "periodSeconds": 15}
-    probers = _rewrite_http_probes(pod)
+    probers = _rewrite_probes(pod)
     proxy["env"] = [{"name": "ISTIO_META_WORKLOAD_NAME", "value": o.workload_name(pod)}]
     if probers:
         proxy["env"].append({"name": "ISTIO_KUBE_APP_PROBERS", "value": json.dumps(probers, sort_keys=True)})
@@ -166,12 +166,12 @@ def _mark_istio(pod: o.Obj, revision: str, spire: bool) -> None:
         ann.setdefault(o.ISTIO_TEMPLATES_ANNOTATION, "sidecar,spire")
 
 
-def _rewrite_http_probes(pod: o.Obj) -> dict[str, Any]:
-    """Point HTTP probes at the agent's port 15020, as Istio does unless told not to.
+def _rewrite_probes(pod: o.Obj) -> dict[str, Any]:
+    """Point HTTP, TCP and gRPC probes at the agent's port 15020, as Istio does unless told not to.
 
     https://istio.io/latest/docs/ops/configuration/mesh/app-health-check/ : with the rewrite, the
-    kubelet's plaintext probe reaches pilot-agent, which calls the app locally, so probes keep
-    working under STRICT mTLS.
+    kubelet's plaintext probe reaches pilot-agent, which calls the app locally (or checks its TCP
+    port without the redirection), so probes keep working under STRICT mTLS.
     """
     if o.annotations_of(pod).get(o.ISTIO_REWRITE_PROBES) == "false":
         return {}
@@ -183,9 +183,10 @@ def _rewrite_http_probes(pod: o.Obj) -> dict[str, Any]:
             ("startupProbe", "startupz"),
         ):
             probe = container.get(kind) or {}
-            if "httpGet" in probe:
+            handler = next((h for h in ("httpGet", "tcpSocket", "grpc") if h in probe), None)
+            if handler is not None:
                 path = f"/app-health/{container['name']}/{short}"
-                probers[path] = dict(probe["httpGet"])
+                probers[path] = {handler: probe.pop(handler)}
                 probe["httpGet"] = {"path": path, "port": 15020, "scheme": "HTTP"}
     return probers
 

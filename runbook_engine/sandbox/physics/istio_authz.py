@@ -9,7 +9,10 @@ a DENY rule ignores them and so denies more
 (https://istio.io/latest/docs/tasks/security/authorization/authz-tcp/). ztunnel cannot read L7
 attributes: a policy with L7 rules enforced by ztunnel fails safe by becoming a DENY policy
 (https://istio.io/latest/docs/ambient/usage/l4-policy/). ``cluster.local`` in a principal stands
-for the local trust domain. Policies annotated ``istio.io/dry-run: "true"`` are not enforced.
+for the local trust domain (as do ``meshConfig.trustDomainAliases``). Policies annotated
+``istio.io/dry-run: "true"`` are not enforced. A matching CUSTOM policy whose provider is not
+among ``meshConfig.extensionProviders`` fails closed; with a defined provider the request goes on
+(the sandbox emulates no external authorizer's decisions).
 """
 
 from __future__ import annotations
@@ -38,6 +41,20 @@ class Action(StrEnum):
 class Enforcer(StrEnum):
     SIDECAR = "sidecar"
     ZTUNNEL = "ztunnel"
+    WAYPOINT = "waypoint"  # an L7 proxy in front of ambient workloads
+
+    @property
+    def l7(self) -> bool:
+        return self is not Enforcer.ZTUNNEL
+
+
+@dataclass(frozen=True)
+class Waypoint:
+    """The waypoint a service's traffic goes through: policies attach to it or to the service."""
+
+    namespace: str
+    name: str
+    service: str
 
 
 @dataclass(frozen=True)
@@ -83,14 +100,23 @@ def glob(pattern: str, value: str) -> bool:
     return pattern == value
 
 
-def _principal_match(pattern: str, value: str, trust_domain: str) -> bool:
-    if pattern.startswith("cluster.local/"):
-        pattern = f"{trust_domain}/{pattern.removeprefix('cluster.local/')}"
-    return glob(pattern, value)
+def _canonical(principal: str, domains: tuple[str, ...]) -> str:
+    """A principal with an alias of the local trust domain (or ``cluster.local``) rewritten to it.
+
+    https://istio.io/latest/docs/tasks/security/authorization/authz-td-migration/
+    """
+    head, sep, rest = principal.partition("/")
+    if sep and domains and (head in domains or head == "cluster.local"):
+        return f"{domains[0]}/{rest}"
+    return principal
 
 
-def _any(patterns: Iterable[Any], value: str, trust_domain: str = "") -> bool:
-    return any(_principal_match(str(p), value, trust_domain) for p in patterns)
+def _principal_match(pattern: str, value: str, domains: tuple[str, ...]) -> bool:
+    return glob(_canonical(pattern, domains), _canonical(value, domains))
+
+
+def _any(patterns: Iterable[Any], value: str, domains: tuple[str, ...] = ()) -> bool:
+    return any(_principal_match(str(p), value, domains) for p in patterns)
 
 
 def _has_l7(rule: dict[str, Any]) -> bool:
@@ -122,11 +148,11 @@ def _strip_l7(rule: dict[str, Any]) -> dict[str, Any]:
 
 
 class Matcher:
-    """Matches one rule against a request, for a given trust domain."""
+    """Matches one rule against a request, for the local trust domain and its aliases."""
 
-    def __init__(self, request: Request, trust_domain: str) -> None:
+    def __init__(self, request: Request, domains: tuple[str, ...]) -> None:
         self.req = request
-        self.td = trust_domain
+        self.td = domains
 
     def rule(self, rule: dict[str, Any]) -> bool:
         sources = rule.get("from") or []
@@ -186,17 +212,17 @@ class Matcher:
         return ok and not (cond.get("notValues") and _any(cond["notValues"], value, self.td))
 
 
+def _dry_run(policy: o.Obj) -> bool:
+    return o.truthy(o.annotations_of(policy).get(o.ISTIO_DRY_RUN_ANNOTATION))
+
+
 def applicable_policies(view: MeshView, pod: o.Obj) -> list[o.Obj]:
     """Policies selecting the pod: root-namespace ones mesh-wide, then the pod's namespace."""
     ns, pod_labels = o.namespace_of(pod), o.labels(pod)
     out = []
     for policy in view.kinds("AuthorizationPolicy", *AP_VERSIONS):
         spec = o.spec(policy)
-        if (
-            spec.get("targetRef")
-            or spec.get("targetRefs")
-            or o.truthy(o.annotations_of(policy).get(o.ISTIO_DRY_RUN_ANNOTATION))
-        ):
+        if spec.get("targetRef") or spec.get("targetRefs") or _dry_run(policy):
             continue  # attached to a gateway/waypoint, or dry-run only
         if o.namespace_of(policy) not in (ns, view.root_namespace):
             continue
@@ -207,13 +233,31 @@ def applicable_policies(view: MeshView, pod: o.Obj) -> list[o.Obj]:
     return out
 
 
+def waypoint_policies(view: MeshView, waypoint: Waypoint) -> list[o.Obj]:
+    """Policies whose ``targetRefs`` name the waypoint (Gateway) or the service it serves.
+
+    https://istio.io/latest/docs/ambient/usage/l7-features/ : with a waypoint, policies are attached
+    with ``targetRefs``; ztunnel admits what the waypoint forwards.
+    """
+    wanted = {("Gateway", waypoint.name), ("Service", waypoint.service)}
+    out = []
+    for policy in view.kinds("AuthorizationPolicy", *AP_VERSIONS):
+        spec = o.spec(policy)
+        refs = spec.get("targetRefs") or ([spec["targetRef"]] if spec.get("targetRef") else [])
+        if o.namespace_of(policy) != waypoint.namespace or _dry_run(policy):
+            continue
+        if any((str(r.get("kind")), str(r.get("name"))) in wanted for r in refs):
+            out.append(policy)
+    return out
+
+
 def _compile(policy: o.Obj, request: Request, enforcer: Enforcer) -> list[_Policy]:
     spec = o.spec(policy)
     name = f"{o.namespace_of(policy)}/{o.name_of(policy)}"
     action = Action(str(spec.get("action") or "ALLOW").upper())
     provider = str((spec.get("provider") or {}).get("name", ""))
     rules = spec.get("rules")
-    if rules is None or (request.http and enforcer is Enforcer.SIDECAR):
+    if rules is None or (request.http and enforcer.l7):
         return [_Policy(name, action, rules, provider)]
     plain = [r or {} for r in rules if not _has_l7(r or {})]
     l7 = [_strip_l7(r) for r in rules if _has_l7(r or {})]
@@ -225,9 +269,12 @@ def _compile(policy: o.Obj, request: Request, enforcer: Enforcer) -> list[_Polic
     return [_Policy(name, action, plain + l7, provider)]
 
 
-def authorize(view: MeshView, pod: o.Obj, request: Request, enforcer: Enforcer) -> Decision:
-    policies = [p for pol in applicable_policies(view, pod) for p in _compile(pol, request, enforcer)]
-    matcher = Matcher(request, view.trust_domain)
+def authorize(
+    view: MeshView, pod: o.Obj, request: Request, enforcer: Enforcer, waypoint: Waypoint | None = None
+) -> Decision:
+    found = waypoint_policies(view, waypoint) if waypoint is not None else applicable_policies(view, pod)
+    policies = [p for pol in found for p in _compile(pol, request, enforcer)]
+    matcher = Matcher(request, (view.trust_domain, *view.cp.trust_domain_aliases()))
 
     def matches(p: _Policy) -> bool:
         return any(matcher.rule(r or {}) for r in p.rules or [])

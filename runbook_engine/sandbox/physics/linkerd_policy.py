@@ -8,7 +8,8 @@ A port selected by a ``Server`` admits only clients authorized by an ``Authoriza
 (targeting the Server or its namespace, every ``requiredAuthenticationRefs`` satisfied:
 ``MeshTLSAuthentication`` identities/identityRefs, ``NetworkAuthentication`` networks) or a
 ``ServerAuthorization``; everything else gets the Server's ``accessPolicy`` (default ``deny``).
-Kubelet probes are authorized by default on ports no Server selects.
+Kubelet probes are authorized by default on ports no Server selects
+(https://linkerd.io/2/features/server-policy/).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ own namespace, service account and dataplane, and its log holds what the real to
   reset (``-s`` without ``-S`` hides the message, as curl does). A client with a sidecar gets
   HTTP 503 from its own proxy when the upstream resets or fails TLS, as with real Envoy.
 - openssl s_client: against a meshed workload port, the certificate chain its proxy presents
-  (the leaf SVID and its CA, PEM); against a plaintext port, ``wrong version number``.
+  (the leaf SVID and its CA, PEM); against a plaintext port, ``wrong version number``; hosts outside
+  the cluster are unreachable (the sandbox emulates no external servers).
 """
 
 from __future__ import annotations
@@ -205,11 +206,15 @@ class ProbeRunner:
             )
         if probe.tool is Tool.OPENSSL:
             return self._openssl(view, pod, target, probe)
-        physics = ConnectionPhysics(view)
+        physics = ConnectionPhysics(view, self.identities)
         result = physics.connect(view.peer_for_pod(pod), target, Protocol.HTTP, probe.path, probe.method)
         return render_curl(probe, result)
 
     def _openssl(self, view: MeshView, pod: o.Obj, target: Target, probe: ProbeCommand) -> ContainerOutcome:
+        if target.external:  # the sandbox emulates no servers outside the cluster
+            return ContainerOutcome(
+                ContainerState.FAILED, 1, "Error", "connect: Network is unreachable\nconnect:errno=101\n"
+            )
         if target.pod is None or not (target.dataplane.istio or target.dataplane is Dataplane.LINKERD):
             return ContainerOutcome(ContainerState.FAILED, 1, "Error", _openssl_plaintext(probe))
         if target.dataplane is Dataplane.AMBIENT and o.node_of(target.pod) not in view.ztunnel_nodes:
@@ -242,57 +247,56 @@ def _write_out(fmt: str, status: int) -> str:
 
 
 def render_curl(probe: ProbeCommand, result: FlowResult) -> ContainerOutcome:
-    status = result.http_status
-    if status == 0:
-        if result.outcome is Outcome.HANG and probe.timeout is None:
-            return ContainerOutcome(ContainerState.HANGING, reason="Running")
-        code, message = {
-            Outcome.TLS_ERROR: (
-                35,
-                f"curl: (35) OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to "
-                f"{probe.host}:{probe.port} ",
-            ),
-            Outcome.HANG: (
-                28,
-                f"curl: (28) Connection timed out after {int((probe.timeout or 0) * 1000)} milliseconds",
-            ),
-        }.get(result.outcome, (56, "curl: (56) Recv failure: Connection reset by peer"))
-        return _fail(code, message, probe)
-    envoy = (
-        (result.client is not None
-        and result.client.dataplane is Dataplane.SIDECAR)
-        or (result.target is not None and result.target.dataplane is Dataplane.SIDECAR)
-    )
-    lines: list[str] = []
-    status_line = f"HTTP/1.1 {status} {REASONS.get(status, '')}".rstrip()
-    if probe.has("-v", "--verbose"):
-        lines += (
-            [
-                f"*   Trying {probe.host}:{probe.port}...",
-                f"* Connected to {probe.host} port {probe.port}",
-                f"> {probe.method} {probe.path} HTTP/1.1",
-                f"> Host: {probe.host}:{probe.port}",
-                ">",
-                f"< {status_line}",
-            ]
-            + (["< server: envoy"] if envoy else [])
-            + ["<"]
+    """What curl prints and exits with for this result."""
+    if result.http_status == 0:
+        return _curl_error(probe, result.outcome)
+    return _curl_response(probe, result)
+
+
+def _curl_error(probe: ProbeCommand, outcome: Outcome) -> ContainerOutcome:
+    if outcome is Outcome.HANG and probe.timeout is None:
+        return ContainerOutcome(ContainerState.HANGING, reason="Running")
+    if outcome is Outcome.TLS_ERROR:
+        where = f"{probe.host}:{probe.port}"
+        return _fail(
+            35, f"curl: (35) OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to {where} ", probe
         )
+    if outcome is Outcome.HANG:
+        millis = int((probe.timeout or 0) * 1000)
+        return _fail(28, f"curl: (28) Connection timed out after {millis} milliseconds", probe)
+    return _fail(56, "curl: (56) Recv failure: Connection reset by peer", probe)
+
+
+def _curl_response(probe: ProbeCommand, result: FlowResult) -> ContainerOutcome:
+    status = result.http_status
+    envoy = any(
+        side is not None and side.dataplane is Dataplane.SIDECAR for side in (result.client, result.target)
+    )
+    status_line = f"HTTP/1.1 {status} {REASONS.get(status, '')}".rstrip()
+    server = ["server: envoy"] if envoy else []
+    lines: list[str] = []
+    if probe.has("-v", "--verbose"):
+        lines += [
+            f"*   Trying {probe.host}:{probe.port}...",
+            f"* Connected to {probe.host} port {probe.port}",
+            f"> {probe.method} {probe.path} HTTP/1.1",
+            f"> Host: {probe.host}:{probe.port}",
+            ">",
+            f"< {status_line}",
+            *(f"< {h}" for h in server),
+            "<",
+        ]
     elif probe.has("-i", "-I", "--include", "--head"):
-        lines += [status_line] + (["server: envoy"] if envoy else []) + [""]
-    body = {403: "RBAC: access denied", 503: ENVOY_503}.get(status, "")
+        lines += [status_line, *server, ""]
     out = "\n".join(lines) + ("\n" if lines else "")
     if not probe.has("-o/dev/null") and probe.method != "HEAD":
-        out += body
+        out += {403: "RBAC: access denied", 503: ENVOY_503}.get(status, "")
     if probe.write_out:
         out += _write_out(probe.write_out, status)
     if probe.has("-f", "--fail") and status >= 400:
-        msg = (
-            ""
-            if probe.has("-s") and not probe.has("-S")
-            else (f"curl: (22) The requested URL returned error: {status}\n")
-        )
-        return ContainerOutcome(ContainerState.FAILED, 22, "Error", out + msg)
+        quiet = probe.has("-s", "--silent") and not probe.has("-S", "--show-error")
+        message = "" if quiet else f"curl: (22) The requested URL returned error: {status}\n"
+        return ContainerOutcome(ContainerState.FAILED, 22, "Error", out + message)
     return ContainerOutcome(ContainerState.COMPLETED, 0, "Completed", out)
 
 

@@ -42,6 +42,7 @@ class MeshRuntime:
         view: Callable[[], MeshView] | None = None,
     ) -> None:
         self.cp = control_plane
+        self.identities = identities
         self.probes = ProbeRunner(identities)
         self._view = view or (lambda: MeshView.take(self.cp))
 
@@ -109,7 +110,7 @@ class MeshRuntime:
             service=o.workload_name(pod),
         )
         protocol = Protocol.HTTP if "httpGet" in probe else Protocol.TCP
-        result = ConnectionPhysics(view).connect(
+        result = ConnectionPhysics(view, self.identities).connect(
             Peer(PeerKind.KUBELET, ip="10.0.0.1"), target, protocol, str(handler.get("path", "/"))
         )
         return result.outcome is Outcome.OK

@@ -10,6 +10,7 @@ linkerd-identity. When the issuing control plane is down, held certificates stop
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from runbook_engine.sandbox.physics import objects as o
@@ -54,6 +55,20 @@ class IdentityService:
 
     def __init__(self, issuer: IdentityIssuer) -> None:
         self.issuer = issuer
+
+    def expired(self, view: MeshView, pod: o.Obj) -> str | None:
+        """Why the pod's istiod-issued certificate is no longer valid (istiod down, TTL passed), or None."""
+        status = identity_status(view, pod)
+        if status.authority is not Authority.ISTIOD or any(
+            view.cp.istiod_ready(r) for r in view.cp.istiods()
+        ):
+            return None
+        held = self.issuer.held(
+            Authority.ISTIOD, view.trust_domain, o.namespace_of(pod), o.service_account(pod)
+        )
+        if held is None or not held.expired(dt.datetime.now(dt.UTC)):
+            return None
+        return f"certificate expired at {held.leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ} and istiod is down"
 
     def certificate(self, view: MeshView, pod: o.Obj) -> IssuedCert | None:
         status = identity_status(view, pod)

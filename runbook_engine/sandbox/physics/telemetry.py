@@ -7,6 +7,7 @@ Only proxies report (https://istio.io/latest/docs/reference/config/metrics/): a 
 reports ``reporter="source"`` (with ``connection_security_policy="unknown"``, as Istio does), a
 server sidecar that handled the request reports ``reporter="destination"`` with
 ``mutual_tls``/``none``. ztunnel reports only TCP metrics (``istio_tcp_connections_opened_total``).
+Linkerd proxies report ``response_total`` (outbound at the client, inbound at the server).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from collections.abc import Callable, Sequence
 from runbook_engine.kube.flow import Flow, Outcome, Protocol
 from runbook_engine.sandbox.physics.connection import ConnectionPhysics, FlowResult, Wire
 from runbook_engine.sandbox.physics.control_plane import ControlPlane
+from runbook_engine.sandbox.physics.svid import IdentityService
 from runbook_engine.sandbox.physics.topology import Dataplane, MeshView
 
 REQUESTS = "istio_requests_total"
 TCP_OPENED = "istio_tcp_connections_opened_total"
+RESPONSES = "response_total"
 LabelSet = tuple[tuple[str, str], ...]
 
 
@@ -63,6 +66,41 @@ def samples(result: FlowResult, flow: Flow) -> list[tuple[str, dict[str, str]]]:
         out.append((TCP_OPENED, _series_labels(result, flow, "source", "unknown")))
     if target is not None and target.dataplane is Dataplane.AMBIENT and result.server_saw_request:
         out.append((TCP_OPENED, _series_labels(result, flow, "destination", security)))
+    return out + linkerd_samples(result, flow)
+
+
+def linkerd_samples(result: FlowResult, flow: Flow) -> list[tuple[str, dict[str, str]]]:
+    """Linkerd proxies' ``response_total``: ``outbound`` at a meshed client, ``inbound`` at a meshed server.
+
+    https://linkerd.io/2/reference/proxy-metrics/ (``tls="true"`` when the peer had a Linkerd identity).
+    """
+    client, target = result.client, result.target
+    if client is None or target is None or flow.protocol not in (Protocol.HTTP, Protocol.GRPC):
+        return []
+    code = str(result.http_status or 502)
+    common = {
+        "status_code": code,
+        "classification": "success" if code.startswith(("2", "3")) else "failure",
+        "tls": "true" if result.wire is Wire.LINKERD_MTLS else "no_identity",
+    }
+    out: list[tuple[str, dict[str, str]]] = []
+    if client.dataplane is Dataplane.LINKERD:
+        labels = {
+            "direction": "outbound",
+            "deployment": client.workload,
+            "namespace": client.namespace,
+            "dst_deployment": target.workload or "unknown",
+            "dst_namespace": target.namespace or "unknown",
+        }
+        out.append((RESPONSES, {**labels, **common}))
+    if target.dataplane is Dataplane.LINKERD and result.server_saw_request:
+        labels = {
+            "direction": "inbound",
+            "deployment": target.workload,
+            "namespace": target.namespace,
+            "authority": f"{target.fqdn}:{target.port}",
+        }
+        out.append((RESPONSES, {**labels, **common}))
     return out
 
 
@@ -75,21 +113,23 @@ class TrafficMetrics:
         flows: Sequence[Flow],
         rate: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        identities: IdentityService | None = None,
     ) -> None:
         self.cp = control_plane
         self.flows = list(flows)
         self.rate = rate
         self.clock = clock
+        self.identities = identities
         self._counters: dict[tuple[str, LabelSet], float] = {}
         self._last = clock()
-        self._cached: tuple[int, list[tuple[Flow, FlowResult]]] | None = None
+        self._cached: tuple[tuple[int, int], list[tuple[Flow, FlowResult]]] | None = None
         self._lock = threading.Lock()
 
     def results(self) -> list[tuple[Flow, FlowResult]]:
         """Each flow's current result, recomputed only when the store changed."""
-        rv = self.cp.store.resource_version
+        rv = (self.cp.store.resource_version, self.cp.faults.version)
         if self._cached is None or self._cached[0] != rv:
-            physics = ConnectionPhysics(MeshView.take(self.cp))
+            physics = ConnectionPhysics(MeshView.take(self.cp), self.identities)
             self._cached = (rv, [(f, physics.flow(f)) for f in self.flows])
         return self._cached[1]
 
@@ -110,6 +150,7 @@ class TrafficMetrics:
         for metric, help_text in (
             (REQUESTS, "Requests handled by an Istio proxy"),
             (TCP_OPENED, "TCP connections opened through an Istio proxy"),
+            (RESPONSES, "HTTP responses seen by a Linkerd proxy"),
         ):
             series = sorted((k[1], v) for k, v in self._counters.items() if k[0] == metric)
             lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
