@@ -46,7 +46,12 @@ class Baseline:
     pods: tuple[PodHealth, ...] = ()
 
     def unhealthy_owners(self) -> set[str]:
-        return {f"{p.namespace}/{p.owner}" for p in self.pods if not p.ready or p.reason}
+        """``<ns>/<owner>`` of every workload with a failing pod; completed Job pods are not failing."""
+        return {
+            f"{p.namespace}/{p.owner}"
+            for p in self.pods
+            if p.phase != "Succeeded" and (not p.ready or p.reason)
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {"taken_at": self.taken_at.isoformat(), "pods": [p.__dict__ for p in self.pods]}

@@ -84,9 +84,9 @@ def evidence(command: str, output: str, note: str = "") -> Evidence:
 
 
 def summary_of(findings: Sequence[Finding], status: Status, what: str) -> str:
-    """``<n> <what>: a (why), b (why)`` for the findings of ``status``."""
+    """``<what> (<n>): a (why), b (why)`` for the findings of ``status``."""
     chosen = [f for f in findings if f.status is status]
-    return f"{len(chosen)} {what}: {listing(chosen)}"
+    return f"{what} ({len(chosen)}): {listing(chosen)}"
 
 
 def conclude(

@@ -8,6 +8,9 @@ with ``cryptography``: the URI SAN (SPIFFE ID) must equal the expected one (by d
 ``spiffe://<trust-domain>/ns/<ns>/sa/<service account of the workload behind the service>``), the
 certificate must be valid for at least ``min_remaining_minutes``, and a TTL above ``max_ttl_hours``
 is flagged. A plaintext port answers ``wrong version number``: the workload presents no SVID.
+
+``shared_identities`` groups the workloads that join the mesh (explicit opt-outs are left out: they get
+no identity) by service account; a group of several is FLAGged unless listed in ``allowed``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pydantic import Field, field_validator
 from runbook_engine.checks.base import Check, CheckArgs, CheckContext, register
 from runbook_engine.checks.evidence import Finding, conclude, evidence, listing, plural, summary_of, table, worst
 from runbook_engine.checks.live import live_view
-from runbook_engine.checks.membership import workloads_in
+from runbook_engine.checks.membership import opted_out, workloads_in
 from runbook_engine.checks.probe import DEFAULT_TIMEOUT, OPENSSL_IMAGE, ProbeResult, ProbeSpec, run_probes
 from runbook_engine.mesh import MeshView, workload_enrolment
 from runbook_engine.mesh.identity import istio_spiffe_id
@@ -183,14 +186,14 @@ class SharedIdentitiesArgs(CheckArgs):
 class SharedIdentities(Check[SharedIdentitiesArgs]):
     name = "shared_identities"
     section = Section.IDENTITY
-    purpose = "Each workload has its own service account, so that authorization can tell workloads apart."
+    purpose = "Each workload that joins the mesh has its own service account, so authorization can tell them apart."
     Args = SharedIdentitiesArgs
 
     def run(self, ctx: CheckContext, args: SharedIdentitiesArgs) -> Verdict:
         view = live_view(ctx.cluster)
         groups: dict[str, list[str]] = defaultdict(list)
         rows = []
-        for wl in workloads_in(view, args.namespaces):
+        for wl in [w for w in workloads_in(view, args.namespaces) if not opted_out(w)]:
             groups[f"{wl.namespace}/{wl.service_account}"].append(wl.name)
             rows.append([wl.namespace, f"{wl.kind}/{wl.name}", wl.service_account,
                          "yes" if workload_enrolment(view, wl).meshed else "no"])
@@ -207,7 +210,7 @@ class SharedIdentities(Check[SharedIdentitiesArgs]):
                             f"none shared{allowed}", proof, data=data)
         default = any(f.subject.endswith("/default") for f in findings if f.status is Status.FLAG)
         return conclude(self, ctx, status, summary_of(findings, Status.FLAG, "service accounts shared by several "
-                                                      "workloads (one identity for all)"), proof, data=data,
+                                                      "workloads, one identity for all"), proof, data=data,
                         hint="give each workload its own ServiceAccount (serviceAccountName) and restart it"
                         + ("; the namespace's 'default' account is the identity of anything that names none"
                            if default else ""))

@@ -19,7 +19,7 @@ from runbook_engine.checks.evidence import Finding, conclude, evidence, listing,
 from runbook_engine.checks.live import live_view
 from runbook_engine.checks.probe import MANAGED_BY, PROBE_LABEL
 from runbook_engine.kube.selectors import parse_selector
-from runbook_engine.mesh import Enrolment, MeshView, ProxyForm, Workload, workload_enrolment
+from runbook_engine.mesh import Enrolment, MeshView, ProxyForm, Workload, pod_enrolment, workload_enrolment
 from runbook_engine.report.verdict import Evidence, Section, Status, Verdict
 
 OPT_OUT_LABELS = {"sidecar.istio.io/inject": "false", "istio.io/dataplane-mode": "none"}
@@ -94,12 +94,16 @@ class MeshedWorkloads(Check[MeshedWorkloadsArgs]):
 
     def run(self, ctx: CheckContext, args: MeshedWorkloadsArgs) -> Verdict:
         view = live_view(ctx.cluster)
+        before = ctx.baseline.unhealthy_owners() if ctx.baseline is not None else set()
         findings, rows, forms = [], [], {}
         for wl in workloads_in(view, args.namespaces):
             if args.covers(wl):
                 continue
             enrolment = workload_enrolment(view, wl)
-            findings.append(self._judge(wl, enrolment, args))
+            finding = self._judge(view, wl, enrolment, args)
+            if finding.status is Status.FAIL and f"{wl.namespace}/{wl.kind}/{wl.name}" in before:
+                finding = Finding(Status.PREEXISTING, finding.subject, f"{finding.detail}; unhealthy before the run")
+            findings.append(finding)
             rows.append(row(wl, enrolment))
             if enrolment.meshed:
                 forms[wl.key] = enrolment.form.value
@@ -107,12 +111,15 @@ class MeshedWorkloads(Check[MeshedWorkloadsArgs]):
         return self._conclude(ctx, findings, forms, proof)
 
     @staticmethod
-    def _judge(wl: Workload, enrolment: Enrolment, args: MeshedWorkloadsArgs) -> Finding:
+    def _judge(view: MeshView, wl: Workload, enrolment: Enrolment, args: MeshedWorkloadsArgs) -> Finding:
         subject = f"{wl.namespace}/{wl.name}"
         if enrolment.meshed and args.form is not None and enrolment.form is not args.form:
             return Finding(Status.FLAG, subject, f"proxy as {enrolment.form.value}, expected {args.form.value}")
         if enrolment.meshed:
             return Finding(Status.PASS, subject, form_text(enrolment))
+        meshed_pods = sum(1 for pod in wl.pods if pod_enrolment(view, pod).meshed)
+        if meshed_pods:
+            return Finding(Status.FAIL, subject, f"{meshed_pods} of {len(wl.pods)} pods meshed: rollout incomplete")
         if enrolment.needs_restart:
             return Finding(Status.FAIL, subject, "namespace enrolled but pods not restarted")
         if opted_out(wl):
@@ -130,6 +137,11 @@ class MeshedWorkloads(Check[MeshedWorkloadsArgs]):
         if status is Status.PASS:
             return conclude(self, ctx, status, f"all {plural(meshed, 'workload')} meshed ({by_form})", proof,
                             data=data)
+        if status is Status.PREEXISTING:
+            return conclude(self, ctx, status, f"{meshed} of {len(findings)} meshed; "
+                            + summary_of(findings, status, "not meshed, already failing before the run"), proof,
+                            data=data, hint="these workloads cannot finish a rollout; fix them separately, then "
+                            "restart them into the mesh")
         if status is Status.FLAG:
             return conclude(self, ctx, status, f"{meshed} of {len(findings)} meshed; "
                             + summary_of(findings, Status.FLAG, "to note"), proof, data=data,
@@ -137,7 +149,8 @@ class MeshedWorkloads(Check[MeshedWorkloadsArgs]):
         restart = [f.subject for f in findings if f.status is Status.FAIL and "not restarted" in f.detail]
         hint = (f"kubectl rollout restart deployment/{restart[0].split('/')[1]} -n {restart[0].split('/')[0]} "
                 "(and the other listed workloads)" if restart else
-                "label the namespace for injection (istio-injection=enabled) and restart its workloads")
+                "label the namespace for injection (istio-injection=enabled) and restart its workloads; "
+                "an incomplete rollout: kubectl rollout status, and the new pods' events")
         return conclude(self, ctx, status, f"{meshed} of {len(findings)} meshed; "
                         + summary_of(findings, Status.FAIL, "not meshed"), proof, hint=hint, data=data)
 
@@ -170,7 +183,7 @@ class ExcludedWorkloads(Check[ExcludedWorkloadsArgs]):
         if status is Status.PASS:
             return conclude(self, ctx, status, f"{plural(len(findings), 'excluded workload')} without a proxy: "
                             f"{listing([f.subject for f in findings], 10)}", proof, data=data)
-        what = "carry a proxy" if status is Status.FAIL else "would be injected on restart"
+        what = "excluded workloads with a proxy" if status is Status.FAIL else "excluded workloads a restart would inject"
         return conclude(self, ctx, status, summary_of(findings, status, what), proof, data=data,
                         hint="add the pod-template label sidecar.istio.io/inject=\"false\" (ambient: "
                         "istio.io/dataplane-mode=none; Linkerd: annotation linkerd.io/inject: disabled) and restart")

@@ -78,9 +78,10 @@ class ProbeSpec:
         overrides = f" --overrides='{json.dumps({'spec': {'serviceAccountName': self.service_account}})}'" \
             if self.service_account else ""
         labels = ",".join(f"{k}={v}" for k, v in self.enrol.labels.items())
-        label_flag = f" -l {labels}" if labels else ""
+        label_flag = f" --labels={labels}" if labels else ""
+        notes = "".join(f" --annotations={shlex.quote(f'{k}={v}')}" for k, v in self.enrol.annotations.items())
         return (f"kubectl run {name} -n {self.namespace} --rm -i --restart=Never --image={self.image}"
-                f"{label_flag}{overrides} -- {shlex.join(self.command)}")
+                f"{label_flag}{notes}{overrides} --command -- {shlex.join(self.command)}")
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ class ConsoleRenderer:
         status = str(event.data.get("status", ""))
         label = "skipping" if status == TaskStatus.SKIPPED.value else status
         tail = f" => {event.message}" if event.message and (self.verbosity or status == "failed") else ""
+        if event.data.get("replayed"):
+            tail = " (done before the resume)"
         self.line(f"{label}: [{event.cluster}]{tail}", _STATUS_STYLE.get(status, ""))
 
     def _change(self, event: Event) -> None:
@@ -146,8 +148,7 @@ class ConsoleRenderer:
         self.line(f"  {event.message}", "red")
 
     def _log(self, event: Event) -> None:
-        if self.verbosity:
-            self.line(f"  | {event.message}", "dim")
+        self.line(f"  | {event.message}", "dim")  # an action's own report (e.g. Ansible's task events)
 
     # progress ---------------------------------------------------------------------------------
     def _batch(self, event: Event) -> None:

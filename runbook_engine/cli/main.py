@@ -113,13 +113,14 @@ _EXTRA = click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar
 _TAGS = click.option("-t", "--tags", "tags", multiple=True, help="Only run tasks with these tags (comma-separated).")
 _SKIP = click.option("--skip-tags", "skip_tags", multiple=True, help="Skip tasks with these tags.")
 _LIMIT = click.option("-l", "--limit", default=None, help="Only run on these clusters/groups (a hosts pattern).")
+_VERBOSE = click.option("-v", "--verbose", "verbose", count=True, help="Show every task's message.")
 _PLAYBOOK = click.argument("playbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 
 
 @click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None, envvar="RUNBOOK_STATE_DIR",
               help="Where the run journal lives (default .runbook, or $RUNBOOK_STATE_DIR).")
-@click.option("-v", "--verbose", "verbosity", count=True, help="Show task messages and action logs.")
+@click.option("-v", "--verbose", "verbosity", count=True, help="Show every task's message.")
 @click.pass_context
 def cli(ctx: click.Context, state_dir: Path | None, verbosity: int) -> None:
     """Phased, verified service-mesh rollouts for Kubernetes, shaped like ansible-playbook."""
@@ -151,11 +152,13 @@ def _load(playbook: Path, inventory: Path, extra: dict[str, Any], options: RunOp
 @_LIMIT
 @click.option("--lock-namespace", default="default", show_default=True,
               help="Namespace of the Lease that keeps two runs off one cluster.")
+@_VERBOSE
 @pass_context
 def run(ctx: _Context, playbook: Path, inventory: Path, check: bool, diff: bool, tags: tuple[str, ...],
         skip_tags: tuple[str, ...], start_at_phase: str | None, extra_vars: tuple[str, ...], limit: str | None,
-        lock_namespace: str) -> int:
+        lock_namespace: str, verbose: int) -> int:
     """Run PLAYBOOK on the inventory's clusters, phase by phase, with checkpoints."""
+    ctx.verbosity += verbose
     extra = parse_extra_vars(extra_vars)
     options = RunOptions(check=check, diff=diff, tags=_split(tags), skip_tags=_split(skip_tags),
                          start_at_phase=start_at_phase, extra_vars=extra, limit=limit, lock_namespace=lock_namespace)
@@ -175,9 +178,11 @@ def run(ctx: _Context, playbook: Path, inventory: Path, check: bool, diff: bool,
 @click.option("--at-phase", default=None, metavar="PHASE", help="Resume at the start of this phase instead.")
 @click.option("--accept-drift", "--force", "accept_drift", is_flag=True,
               help="Continue although the cluster (or the playbook) changed since the pause.")
+@_VERBOSE
 @pass_context
-def resume(ctx: _Context, run_id: str, at_phase: str | None, accept_drift: bool) -> int:
+def resume(ctx: _Context, run_id: str, at_phase: str | None, accept_drift: bool, verbose: int) -> int:
     """Resume a paused, failed or interrupted run: re-verify the last checkpoint, then continue."""
+    ctx.verbosity += verbose
     store = ctx.store()
     renderer = ctx.renderer()
     try:

@@ -9,7 +9,7 @@ does not block the cluster forever, and the crashed run itself may always re-tak
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runbook_engine.errors import RunStateError
 from runbook_engine.kube.cluster import Cluster, Obj
@@ -42,6 +42,7 @@ class ClusterLock:
     holder: str
     namespace: str = "default"
     duration_seconds: int = 300
+    renewed_at: dt.datetime | None = field(default=None, init=False)
 
     @property
     def ref(self) -> ObjectRef:
@@ -61,6 +62,12 @@ class ClusterLock:
 
     def renew(self) -> None:
         self._write(acquired=False)
+
+    def renew_if_due(self) -> None:
+        """Renew once a third of the lease duration has passed (cheap to call on every progress tick)."""
+        due = self.renewed_at is None or _now() - self.renewed_at > dt.timedelta(seconds=self.duration_seconds / 3)
+        if due:
+            self.renew()
 
     def release(self) -> None:
         lease = self.cluster.get(self.ref)
@@ -85,3 +92,4 @@ class ClusterLock:
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": LEASE_NAME, "namespace": self.namespace}, "spec": spec,
         })
+        self.renewed_at = _now()

@@ -80,6 +80,7 @@ class PhaseGateRequest:
     index: int
     variables: Mapping[str, Any]
     resumed: bool  # the operator resumed the run at this phase's start
+    facts: Mapping[str, Any] = field(default_factory=dict)  # registered/set facts so far (the planner replays them)
 
 
 #: Called before a phase writes anything; a returned reason pauses the run there (nothing written).
@@ -102,6 +103,8 @@ class RunOptions:
     #: Execute the changes on a disposable cluster (the planner's snapshot): no lock, no gates or
     #: pauses, no waiting after writes; checkpoints run and are recorded but never stop the run.
     simulate: bool = False
+    #: End the run after this phase (the planner re-plans one phase before a real run executes it).
+    stop_after_phase: str | None = None
 
     @property
     def attended(self) -> bool:
@@ -111,14 +114,16 @@ class RunOptions:
     def to_dict(self) -> dict[str, Any]:
         return {"check": self.check, "diff": self.diff, "tags": sorted(self.tags), "skip_tags": sorted(self.skip_tags),
                 "start_at_phase": self.start_at_phase, "extra_vars": dict(self.extra_vars), "limit": self.limit,
-                "lock_namespace": self.lock_namespace, "simulate": self.simulate}
+                "lock_namespace": self.lock_namespace, "simulate": self.simulate,
+                "stop_after_phase": self.stop_after_phase}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunOptions:
         return cls(check=bool(d.get("check")), diff=bool(d.get("diff")), tags=frozenset(d.get("tags") or ()),
                    skip_tags=frozenset(d.get("skip_tags") or ()), start_at_phase=d.get("start_at_phase"),
                    extra_vars=dict(d.get("extra_vars") or {}), limit=d.get("limit"),
-                   lock_namespace=str(d.get("lock_namespace") or "default"), simulate=bool(d.get("simulate")))
+                   lock_namespace=str(d.get("lock_namespace") or "default"), simulate=bool(d.get("simulate")),
+                   stop_after_phase=d.get("stop_after_phase"))
 
 
 @dataclass(frozen=True)
@@ -252,7 +257,7 @@ class Engine:
                                 hint="resume with --accept-drift to run the edited playbook")
         with self.connect(inventory.clusters[record.cluster]) as cluster:
             run = self._state(record, playbook, inventory, cluster, options)
-            return self._guarded(run, lambda: self._resume(run, at_phase, accept_drift))
+            return self._guarded(run, lambda: self._resume(run, at_phase, accept_drift), fresh=False)
 
     def rollback(self, run_id: str, *, phase: str | None = None, inventory: InventorySpec | None = None) -> RunResult:
         """Undo the run's phases from the last back to ``phase`` (all of them when None)."""
@@ -289,7 +294,7 @@ class Engine:
                                        options=options.to_dict())
         with self.connect(inventory.clusters[name]) as cluster:
             run = self._state(record, playbook, inventory, cluster, options)
-            return self._guarded(run, lambda: self._fresh(run, start))
+            return self._guarded(run, lambda: self._fresh(run, start), fresh=True)
 
     def _fresh(self, run: _Run, start: int) -> RunResult:
         self._emit_run(run, EventKind.RUN_START, f"run {run.id} on {run.spec.name}",
@@ -303,14 +308,17 @@ class Engine:
                            phase=ref.phase.name)
         return self._drive(run, start, Stage.BEFORE)
 
-    def _guarded(self, run: _Run, body: Callable[[], RunResult]) -> RunResult:
-        """Hold the cluster lock while ``body`` runs; a crash of the engine marks the run failed."""
+    def _guarded(self, run: _Run, body: Callable[[], RunResult], *, fresh: bool) -> RunResult:
+        """Hold the cluster lock while ``body`` runs; a crash of the engine marks the run failed.
+
+        A refused lock fails a ``fresh`` run (it never started) and leaves a resumed one as it was.
+        """
         if run.options.attended:
             lock = ClusterLock(run.cluster, run.id, run.options.lock_namespace)
             try:
                 lock.acquire()
             except RunStateError as exc:
-                if run.record.status is RunStatus.RUNNING:  # a new run that never started
+                if fresh:
                     self.store.set_status(run.id, RunStatus.FAILED, reason=str(exc))
                 raise
             run.lock = lock
@@ -330,6 +338,8 @@ class Engine:
         try:
             for ref in run.phases[start:]:
                 self._phase(run, ref, stage if ref.index == start else Stage.BEFORE)
+                if ref.phase.name == run.options.stop_after_phase:
+                    break
         except _Stop as stop:
             return self._result(run, stop.status, stop.reason)
         self.store.set_status(run.id, RunStatus.COMPLETED)
@@ -392,7 +402,8 @@ class Engine:
         if self.phase_gate is None:
             return
         request = PhaseGateRequest(run.id, run.reader, run.playbook, ref.phase, ref.index,
-                                   self._variables(run, ref), run.acknowledged == (ref.index, Stage.BEFORE))
+                                   self._variables(run, ref), run.acknowledged == (ref.index, Stage.BEFORE),
+                                   dict(run.facts))
         reason = self.phase_gate(request)
         if reason and run.options.attended:
             self._pause(run, ref, Stage.BEFORE, reason)
@@ -404,7 +415,7 @@ class Engine:
         failures: list[TaskFailure] = []
         for number, items in enumerate(batches):
             if run.lock is not None:
-                run.lock.renew()
+                run.lock.renew_if_due()
             if items is not None:
                 self._emit_run(run, EventKind.BATCH_START, f"batch {number + 1}/{len(batches)}",
                                {"done": number, "total": len(batches), "items": [str(i) for i in items]},
@@ -557,26 +568,31 @@ class Engine:
         record = run.record
         self.store.set_status(run.id, RunStatus.RUNNING)
         if at_phase is not None:
-            index = self._start_index(run.phases, at_phase)
-            for ref in run.phases[index:]:
-                self.store.forget_tasks(run.id, f"{ref.index}/")
-            run.facts = self.store.load_vars(run.id, f"{index}:start") or self._latest_facts(run, index)
-            run.acknowledged = (index, Stage.BEFORE)
-            return self._drive(run, index, Stage.BEFORE)
+            return self._restart_at(run, self._start_index(run.phases, at_phase))
         run.facts = self._resume_facts(run, record)
-        run.last_checkpoint = int(record.fingerprint.get("checkpoint", -1))
-        try:
-            self._verify_before_resume(run, record, accept_drift)
-        except _Stop as stop:
-            return self._result(run, stop.status, stop.reason)
         stage = record.stage
-        if stage is Stage.CHECKPOINT:
-            stage = Stage.AFTER  # the checkpoint just passed again
-        if stage in (Stage.BEFORE, Stage.AFTER):
-            run.acknowledged = (record.phase_index, stage)
+        if record.status is RunStatus.PAUSED:
+            run.last_checkpoint = int(record.fingerprint.get("checkpoint", -1))
+            try:
+                self._verify_before_resume(run, record, accept_drift)
+            except _Stop as stop:
+                return self._result(run, stop.status, stop.reason)
+            if stage is Stage.CHECKPOINT:
+                stage = Stage.AFTER  # the checkpoint just passed again
+            if stage in (Stage.BEFORE, Stage.AFTER):
+                run.acknowledged = (record.phase_index, stage)  # resuming is the operator's go-ahead
+        # an interrupted (not paused) run picks up exactly where it stood: no gate counts as passed
         if stage is Stage.DONE:
             return self._drive(run, record.phase_index + 1, Stage.BEFORE)
         return self._drive(run, record.phase_index, stage)
+
+    def _restart_at(self, run: _Run, index: int) -> RunResult:
+        """Run phase ``index`` again from its start (its tasks forgotten, its pause_before passed)."""
+        for ref in run.phases[index:]:
+            self.store.forget_tasks(run.id, f"{ref.index}/")
+        run.facts = self.store.load_vars(run.id, f"{index}:start") or self._latest_facts(run, index)
+        run.acknowledged = (index, Stage.BEFORE)
+        return self._drive(run, index, Stage.BEFORE)
 
     def _resume_facts(self, run: _Run, record: RunRecord) -> dict[str, Any]:
         slot = "start" if record.stage in (Stage.BEFORE, Stage.TASKS) else "end"
@@ -594,8 +610,6 @@ class Engine:
     def _verify_before_resume(self, run: _Run, record: RunRecord, accept_drift: bool) -> None:
         """Re-run the last checkpoint and compare the cluster with the pause; pause again if it drifted."""
         saved = record.fingerprint
-        if not saved:
-            return  # interrupted, not paused: nothing was verified at a stop
         ref = run.phases[record.phase_index]
         drift = [f"{key} changed since the pause" for key, value in self._object_prints(run).items()
                  if saved.get("objects", {}).get(key, value) != value]
@@ -685,6 +699,8 @@ class Engine:
 
     def _task_emitter(self, run: _Run, ref: PhaseRef) -> Callable[[EventKind, str, str, dict[str, Any]], None]:
         def emit(kind: EventKind, message: str, task: str, data: dict[str, Any]) -> None:
+            if kind is EventKind.PROGRESS and run.lock is not None:
+                run.lock.renew_if_due()  # long waits (rollouts) must not let the lock expire
             self._emit_run(run, kind, message, data, phase=ref.phase.name, task=task)
 
         return emit
@@ -697,7 +713,7 @@ class Engine:
     def _emit(self, run_id: str, cluster: str, kind: EventKind, message: str, *, phase: str = "", task: str = "",
               data: Mapping[str, Any] | None = None, journal: bool = True) -> None:
         event = Event(kind, mask_secrets(message), run_id, cluster, phase, task, mask_secrets(dict(data or {})))
-        if journal:
+        if journal and kind is not EventKind.PROGRESS:  # progress ticks are for the screen only
             self.store.add_event(event)
         self.sink(event)
 

@@ -96,6 +96,7 @@ class Outcome:
     facts: dict[str, Any] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     gate: str | None = None
+    replayed: bool = False  # recorded by an earlier process of the run: its effect restored, not redone
 
 
 @dataclass(frozen=True)
@@ -178,10 +179,13 @@ class TaskRunner:
 
     def _finish(self, task: TaskSpec, key: str, outcomes: Sequence[Outcome]) -> None:
         status = _overall(outcomes)
-        self._count(status)
+        replayed = all(o.replayed for o in outcomes)
+        if not replayed:
+            self._count(status)
         changes = [str(c.ref) for o in outcomes for c in o.changes]
         msg = "; ".join(str(o.result.get("msg") or "") for o in outcomes if o.result.get("msg"))
-        self.emit(EventKind.TASK_RESULT, msg, task.name, {"status": status.value, "changes": changes})
+        self.emit(EventKind.TASK_RESULT, msg, task.name,
+                  {"status": status.value, "changes": changes, "replayed": replayed})
         gate = next((o.gate for o in outcomes if o.gate), None)
         if status is TaskStatus.FAILED:
             failed = [key] if task.loop is None else [
@@ -194,7 +198,7 @@ class TaskRunner:
         recorded = self.records.get(key)
         if recorded is not None:
             self.scope.facts.update(recorded.facts)
-            return Outcome(recorded.status, dict(recorded.result), dict(recorded.facts))  # gate passed
+            return Outcome(recorded.status, dict(recorded.result), dict(recorded.facts), replayed=True)
         templar = Templar(variables)
         if not templar.evaluate(task.when, location=_where(task, "when")):
             outcome = Outcome(TaskStatus.SKIPPED, {"skipped": True, "changed": False, "failed": False})

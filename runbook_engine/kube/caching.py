@@ -14,12 +14,12 @@ to ``uncached``, or call ``invalidate`` between polls.
 from __future__ import annotations
 
 import builtins
-import copy
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from runbook_engine.kube.cluster import FIELD_MANAGER, Cluster, Obj, PatchType, Propagation
+from runbook_engine.kube.merge import clone
 from runbook_engine.kube.refs import ObjectRef
 from runbook_engine.kube.selectors import labels_of, parse_selector
 
@@ -73,11 +73,11 @@ class CachingCluster:
             cached = self._answer(key)
             if cached is not None:
                 self.hits += 1
-                return copy.deepcopy(cached)
+                return clone(cached)
         items = self._inner.list(api_version, kind, namespace, label_selector)
         with self._lock:
             self.misses += 1
-            self._lists[key] = copy.deepcopy(items)
+            self._lists[key] = clone(items)
         return items
 
     def get(self, ref: ObjectRef) -> Obj | None:
@@ -86,7 +86,7 @@ class CachingCluster:
             found = next((o for o in covering or () if ObjectRef.of(o) == ref), None)
             if covering is not None and (found is not None or ref.namespace):
                 self.hits += 1
-                return copy.deepcopy(found)
+                return clone(found)
         return self._inner.get(ref)
 
     def pod_logs(self, namespace: str, name: str, container: str | None = None, tail_lines: int | None = None) -> str:

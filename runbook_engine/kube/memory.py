@@ -16,7 +16,6 @@ turning unhealthy that way).
 from __future__ import annotations
 
 import builtins
-import copy
 import datetime as dt
 import threading
 import uuid
@@ -27,6 +26,7 @@ from typing import Any
 from runbook_engine.errors import ClusterError, ConflictError, InvalidObjectError, NotFoundError
 from runbook_engine.kube.cluster import FIELD_MANAGER, Cluster, Obj, PatchType, Propagation
 from runbook_engine.kube.merge import (
+    clone,
     fold_string_data,
     json_patch,
     merge_patch,
@@ -74,7 +74,7 @@ class MemoryCluster:
         self._name = name
         self._registry = registry or REGISTRY
         self._lock = threading.RLock()
-        self._kinds: dict[tuple[str, str], dict[ObjectRef, Obj]] = {}
+        self._kinds: dict[tuple[str, str], dict[str, dict[str, Obj]]] = {}  # kind -> namespace -> name
         self._logs: dict[tuple[str, str, str], str] = {}
         self._rv = 0
         self.writes = 0
@@ -85,10 +85,11 @@ class MemoryCluster:
     @classmethod
     def snapshot(cls, cluster: Cluster, kinds: Iterable[tuple[str, str]], name: str | None = None) -> MemoryCluster:
         """A copy of ``cluster``'s objects of the given ``(apiVersion, kind)``s: one ``list`` per kind."""
-        objects: list[Obj] = []
+        snap = cls(name=name or f"{cluster.name} (snapshot)")
         for api_version, kind in kinds:
-            objects.extend(cluster.list(api_version, kind))
-        return cls(objects, name=name or f"{cluster.name} (snapshot)")
+            for obj in cluster.list(api_version, kind):
+                snap._load(obj, copy=False)  # list results are the caller's own copies already
+        return snap
 
     @property
     def name(self) -> str:
@@ -100,7 +101,7 @@ class MemoryCluster:
         with self._lock:
             self.requests[f"get {ref.kind}"] += 1
             obj = self._lookup(self._normal(ref))
-            return copy.deepcopy(obj) if obj is not None else None
+            return clone(obj) if obj is not None else None
 
     def list(
         self,
@@ -112,16 +113,19 @@ class MemoryCluster:
         selector = parse_selector(label_selector)
         with self._lock:
             self.requests[f"list {kind}"] += 1
+            spaces = self._kinds.get((api_version, kind)) or {}
+            chosen = [namespace] if namespace else sorted(spaces)
             return [
-                copy.deepcopy(obj)
-                for ref, obj in sorted((self._kinds.get((api_version, kind)) or {}).items(), key=_by_ref)
-                if (not namespace or ref.namespace == namespace) and selector.matches(labels_of(obj))
+                clone(obj)
+                for ns in chosen
+                for _, obj in sorted((spaces.get(ns) or {}).items())
+                if selector.matches(labels_of(obj))
             ]
 
     def objects(self) -> builtins.list[Obj]:
         """Every stored object (deep copies), in a stable order."""
         with self._lock:
-            return [copy.deepcopy(obj) for _, obj in sorted(self._items(), key=_by_ref)]
+            return [clone(obj) for _, obj in sorted(self._items(), key=_by_ref)]
 
     def pod_logs(self, namespace: str, name: str, container: str | None = None, tail_lines: int | None = None) -> str:
         with self._lock:
@@ -154,7 +158,7 @@ class MemoryCluster:
         with self._lock:
             self.requests[f"apply {ref.kind}"] += 1
             config = self._with_identity(obj, ref)
-            live = self._lookup(ref)
+            live = self._live(ref)
             result = server_side_apply(live, config, manager=field_manager, force=force, now=_now())
             return self._store(ref, live, result, dry_run=dry_run)
 
@@ -172,7 +176,7 @@ class MemoryCluster:
         ref = self._normal(ref)
         with self._lock:
             self.requests[f"patch {ref.kind}"] += 1
-            live = self._lookup(ref)
+            live = self._live(ref)
             if live is None:
                 raise _not_found(ref)
             patched = self._patched(live, patch, patch_type)
@@ -198,19 +202,41 @@ class MemoryCluster:
             if live is None:
                 return None
             if dry_run:
-                return copy.deepcopy(live)
+                return clone(live)
             self._remove(ref, propagation)
             self.writes += 1
-            return copy.deepcopy(live)
+            return clone(live)
 
     # -- internals -------------------------------------------------------------------------------
 
     def _lookup(self, ref: ObjectRef) -> Obj | None:
-        return (self._kinds.get((ref.api_version, ref.kind)) or {}).get(ref)
+        return ((self._kinds.get((ref.api_version, ref.kind)) or {}).get(ref.namespace) or {}).get(ref.name)
+
+    def _live(self, ref: ObjectRef) -> Obj | None:
+        """The object about to be written; the fields of a loaded object without managers get an owner.
+
+        Loaded objects are attributed to ``SEED_MANAGER`` (as a real object is to whoever created it),
+        so an apply that repeats and later drops one of their fields does not delete it. This is done
+        on first write rather than on load, so loading a large snapshot stays cheap.
+        """
+        live = self._lookup(ref)
+        if live is not None and not live["metadata"].get("managedFields"):
+            seeded = record_update({"apiVersion": live.get("apiVersion"), "metadata": {}}, live,
+                                   manager=SEED_MANAGER, now=str(live["metadata"].get("creationTimestamp")))
+            return seeded  # stored with the write that follows; a dry run leaves the object untouched
+        return live
+
+    def _put(self, ref: ObjectRef, obj: Obj) -> None:
+        self._kinds.setdefault((ref.api_version, ref.kind), {}).setdefault(ref.namespace, {})[ref.name] = obj
+
+    def _pop(self, ref: ObjectRef) -> Obj:
+        return self._kinds[(ref.api_version, ref.kind)][ref.namespace].pop(ref.name)
 
     def _items(self) -> Iterator[tuple[ObjectRef, Obj]]:
-        for objects in self._kinds.values():
-            yield from objects.items()
+        for (api_version, kind), spaces in self._kinds.items():
+            for namespace, objects in spaces.items():
+                for name, obj in objects.items():
+                    yield ObjectRef(api_version, kind, namespace, name), obj
 
     def _namespaced(self, api_version: str, kind: str, namespace: str) -> bool:
         info = self._registry.find(api_version, kind)
@@ -236,15 +262,19 @@ class MemoryCluster:
             )
         return self._normal(ref)
 
+    @classmethod
+    def _with_identity(cls, obj: Mapping[str, Any], ref: ObjectRef) -> Obj:
+        return cls._identify(clone(dict(obj)), ref)
+
     @staticmethod
-    def _with_identity(obj: Mapping[str, Any], ref: ObjectRef) -> Obj:
-        out = copy.deepcopy(dict(obj))
-        meta = out.setdefault("metadata", {})
+    def _identify(obj: Obj, ref: ObjectRef) -> Obj:
+        """``obj`` with ``metadata.namespace`` as the ref says (set, or dropped for cluster-scoped kinds)."""
+        meta = obj.setdefault("metadata", {})
         if ref.namespace:
             meta["namespace"] = ref.namespace
         else:
             meta.pop("namespace", None)
-        return out
+        return obj
 
     @staticmethod
     def _check_preconditions(live: Obj | None, config: Mapping[str, Any]) -> None:
@@ -290,17 +320,17 @@ class MemoryCluster:
             meta["generation"] = generation + 1 if spec_changed(live, result) else generation
         if dry_run:
             meta["resourceVersion"] = str(live["metadata"].get("resourceVersion")) if live else str(self._rv)
-            return copy.deepcopy(result)
+            return clone(result)
         if live is not None and _same(live, result):
-            return copy.deepcopy(live)  # a no-op write keeps resourceVersion, as the API server does
+            return clone(live)  # a no-op write keeps resourceVersion, as the API server does
         self._rv += 1
         meta["resourceVersion"] = str(self._rv)
-        self._kinds.setdefault((ref.api_version, ref.kind), {})[ref] = result
+        self._put(ref, result)
         self.writes += 1
-        return copy.deepcopy(result)
+        return clone(result)
 
     def _remove(self, ref: ObjectRef, propagation: Propagation) -> None:
-        obj = self._kinds[(ref.api_version, ref.kind)].pop(ref)
+        obj = self._pop(ref)
         uid = obj["metadata"].get("uid")
         self._rv += 1
         for dep_ref, dep in list(self._items()):
@@ -323,9 +353,9 @@ class MemoryCluster:
         if ref.kind == "Pod":
             self._logs = {k: v for k, v in self._logs.items() if k[:2] != (ref.namespace, ref.name)}
 
-    def _load(self, obj: Mapping[str, Any]) -> None:
+    def _load(self, obj: Mapping[str, Any], *, copy: bool = True) -> None:
         ref = self._ref_of(obj)
-        stored = self._with_identity(obj, ref)
+        stored = self._with_identity(obj, ref) if copy else self._identify(dict(obj), ref)
         meta = stored["metadata"]
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", _now())
@@ -333,10 +363,7 @@ class MemoryCluster:
         rv = str(meta.get("resourceVersion") or "")
         self._rv = max(self._rv, int(rv)) if rv.isdigit() else self._rv + 1
         meta["resourceVersion"] = rv if rv.isdigit() else str(self._rv)
-        if "managedFields" not in meta:
-            stored = record_update({"apiVersion": stored["apiVersion"], "metadata": {}}, stored,
-                                   manager=SEED_MANAGER, now=str(meta["creationTimestamp"]))
-        self._kinds.setdefault((ref.api_version, ref.kind), {})[ref] = stored
+        self._put(ref, stored)
 
     @staticmethod
     def _container(pod: Mapping[str, Any], container: str | None) -> str:

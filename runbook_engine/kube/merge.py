@@ -18,10 +18,9 @@ Objects are never modified in place; every function returns a new value.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from runbook_engine.errors import ConflictError, InvalidObjectError
 
@@ -51,6 +50,20 @@ SERVER_METADATA: frozenset[str] = frozenset(
 )
 
 _MISSING = object()
+_T = TypeVar("_T")
+
+
+def clone(value: _T) -> _T:
+    """A deep copy of a JSON-like value (dicts, lists, scalars); about twice as fast as ``copy.deepcopy``."""
+    return cast(_T, _clone(value))
+
+
+def _clone(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
 
 
 # -- keyed lists -------------------------------------------------------------------------------
@@ -83,8 +96,8 @@ def _find(items: list[Any], key: str, value: Any) -> int:
 def merge_patch(target: Any, patch: Any) -> Any:
     """Apply a JSON merge patch: maps merge recursively, ``null`` deletes, anything else replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out: Obj = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    out: Obj = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
@@ -135,12 +148,12 @@ def _resolve(doc: Any, tokens: list[str]) -> Any:
 
 def _add(doc: Any, tokens: list[str], value: Any) -> Any:
     if not tokens:
-        return copy.deepcopy(value)
+        return clone(value)
     parent = _resolve(doc, tokens[:-1])
     if isinstance(parent, dict):
-        parent[tokens[-1]] = copy.deepcopy(value)
+        parent[tokens[-1]] = clone(value)
     elif isinstance(parent, list):
-        parent.insert(_index(parent, tokens[-1], allow_end=True), copy.deepcopy(value))
+        parent.insert(_index(parent, tokens[-1], allow_end=True), clone(value))
     else:
         raise _invalid("cannot add to a scalar")
     return doc
@@ -177,7 +190,7 @@ def _json_op(doc: Any, op: Mapping[str, Any]) -> Any:
                 raise _invalid("cannot move a value into one of its children")
             doc, value = _remove(doc, source)
         else:
-            value = copy.deepcopy(_resolve(doc, source))
+            value = clone(_resolve(doc, source))
         return _add(doc, tokens, value)
     if name == "test":
         if _resolve(doc, tokens) != op.get("value"):
@@ -190,7 +203,7 @@ def json_patch(target: Any, operations: Any) -> Any:
     """Apply RFC 6902 operations atomically: either all apply or an ``InvalidObjectError`` is raised."""
     if not isinstance(operations, list):
         raise _invalid("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(target)
+    doc = clone(target)
     for op in operations:
         if not isinstance(op, dict):
             raise _invalid("each JSON patch operation must be an object")
@@ -207,14 +220,14 @@ def strategic_merge(target: Any, patch: Any, field_name: str = "") -> Any:
         return _strategic_map(target, patch)
     if isinstance(patch, list):
         return _strategic_list(target, patch, field_name)
-    return copy.deepcopy(patch)
+    return clone(patch)
 
 
 def _strategic_map(target: Any, patch: Mapping[str, Any]) -> Any:
     directive = patch.get("$patch")
     if directive == "delete":
         return _MISSING
-    out: Obj = copy.deepcopy(target) if isinstance(target, dict) and directive != "replace" else {}
+    out: Obj = clone(target) if isinstance(target, dict) and directive != "replace" else {}
     for key, value in patch.items():
         if key.startswith("$"):
             continue
@@ -231,11 +244,11 @@ def _strategic_map(target: Any, patch: Mapping[str, Any]) -> Any:
 
 def _strategic_list(target: Any, patch: list[Any], field_name: str) -> list[Any]:
     if any(isinstance(i, dict) and i.get("$patch") == "replace" and _is_directive_item(i) for i in patch):
-        return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and _is_directive_item(i))]
+        return [clone(i) for i in patch if not (isinstance(i, dict) and _is_directive_item(i))]
     key = list_key(field_name, patch)
     if key is None or not isinstance(target, list) or list_key(field_name, target) not in (key, None):
-        return [copy.deepcopy(i) for i in patch]
-    out = copy.deepcopy(target)
+        return [clone(i) for i in patch]
+    out = clone(target)
     for item in patch:
         idx = _find(out, key, item.get(key))
         if item.get("$patch") == "delete":
@@ -368,22 +381,22 @@ def _remove_element(node: Any, element: str) -> bool:
 def apply_merge(live: Any, config: Any, field_name: str = "") -> Any:
     """Merge an apply configuration into a live value: maps recursively, keyed lists by key."""
     if isinstance(config, dict):
-        out: Obj = copy.deepcopy(live) if isinstance(live, dict) else {}
+        out: Obj = clone(live) if isinstance(live, dict) else {}
         for key, value in config.items():
             out[key] = apply_merge(out.get(key), value, key)
         return out
     if config == [] and isinstance(live, list) and list_key(field_name, live) is not None:
-        return copy.deepcopy(live)  # an empty keyed list adds no items; owned items go via ownership
+        return clone(live)  # an empty keyed list adds no items; owned items go via ownership
     key = list_key(field_name, config) if isinstance(config, list) else None
     if key is None or not isinstance(live, list) or list_key(field_name, live) not in (key, None):
-        return copy.deepcopy(config)
-    merged = copy.deepcopy(live)
+        return clone(config)
+    merged = clone(live)
     for item in config:
         idx = _find(merged, key, item.get(key))
         if idx >= 0:
             merged[idx] = apply_merge(merged[idx], item)
         else:
-            merged.append(copy.deepcopy(item))
+            merged.append(clone(item))
     return merged
 
 
@@ -427,7 +440,7 @@ def server_side_apply(live: Obj | None, config: Mapping[str, Any], *, manager: s
     config = _apply_config(config)
     applied = leaf_values(config)
     if live is None:
-        result = copy.deepcopy(config)
+        result = clone(config)
         result.setdefault("metadata", {})["managedFields"] = [
             _entry(manager, "Apply", str(config.get("apiVersion")), set(applied), now)
         ]
@@ -456,7 +469,7 @@ def _removal_order(path: Path) -> tuple[int, Path]:
 
 def _apply_config(config: Mapping[str, Any]) -> Obj:
     """Drop server metadata from an apply configuration (a live object can be re-applied as-is)."""
-    out = copy.deepcopy(dict(config))
+    out = clone(dict(config))
     meta = out.get("metadata") or {}
     out["metadata"] = {k: v for k, v in meta.items() if k not in SERVER_METADATA}
     out.pop("status", None)
@@ -499,7 +512,7 @@ def record_update(before: Obj, after: Obj, *, manager: str, now: str) -> Obj:
     old, new = leaf_values(before), leaf_values(after)
     changed = {p for p, v in new.items() if old.get(p, _MISSING) != v}
     removed = old.keys() - new.keys()
-    result = copy.deepcopy(after)
+    result = clone(after)
     entries = []
     mine: set[Path] = set()
     for entry in _entries(before):

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,10 @@ class StateSaver:
         self.path = state_dir / STATE_FILE
         self.delay = delay
         self._timer: threading.Timer | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the timer only
+        self._write_lock = threading.Lock()  # one save at a time
         self._saved_rv = -1
+        self._cost = 0.0  # seconds the last save took
 
     def install(self) -> None:
         self.store.listeners.append(self._on_change)
@@ -67,16 +70,21 @@ class StateSaver:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            dump = self.store.dump()
-            if dump["resourceVersion"] == self._saved_rv and self.path.exists():
+        # Never hold ``_lock`` while taking the store's lock: writers call ``_on_change`` under theirs.
+        with self._write_lock:
+            if self.store.resource_version == self._saved_rv and self.path.exists():
                 return
-            write_private(self.path, json.dumps(dump, separators=(",", ":")).encode())
-            self._saved_rv = int(dump["resourceVersion"])
+            started = time.monotonic()
+            rv, data = self.store.dump_json()
+            write_private(self.path, data)
+            self._saved_rv = rv
+            self._cost = time.monotonic() - started
 
     def _on_change(self, event: str, obj: Obj) -> None:
         with self._lock:
             if self._timer is None:
-                self._timer = threading.Timer(self.delay, self._save_later)
+                # A large store takes a while to save: keep saving to at most a fifth of the time.
+                self._timer = threading.Timer(max(self.delay, 4 * self._cost), self._save_later)
                 self._timer.daemon = True
                 self._timer.start()
 

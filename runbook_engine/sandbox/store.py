@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import copy
 import datetime as dt
+import json
 import queue
 import threading
 import uuid
@@ -257,6 +258,18 @@ class Store:
                 "objects": [copy.deepcopy(o) for o in self._objects.values()],
                 "logs": [[ns, pod, c, text] for (ns, pod, c), text in self._logs.items()],
             }
+
+    def dump_json(self) -> tuple[int, bytes]:
+        """The ``dump`` as JSON, encoded under the lock without copying (faster for large stores)."""
+        with self.lock:
+            return self._rv, json.dumps(
+                {
+                    "resourceVersion": self._rv,
+                    "objects": list(self._objects.values()),
+                    "logs": [[ns, pod, c, text] for (ns, pod, c), text in self._logs.items()],
+                },
+                separators=(",", ":"),
+            ).encode()
 
     def load(self, data: dict[str, Any]) -> None:
         """Replace the whole state with a ``dump``; kinds of stored CRDs are registered first."""

@@ -49,3 +49,19 @@ def test_replicaset_without_a_known_parent_is_the_owner() -> None:
 
 def test_empty_cluster_has_an_empty_baseline() -> None:
     assert take_baseline(MemoryCluster(), now=NOW).pods == ()
+
+
+def test_completed_job_pods_are_not_preexisting_failures() -> None:
+    import datetime as dt
+
+    from runbook_engine.checks.base import Baseline, PodHealth
+
+    baseline = Baseline(
+        dt.datetime(2026, 11, 23, tzinfo=dt.UTC),
+        (
+            PodHealth("ops", "backup-1-abcde", "CronJob/backup", "Succeeded", ready=False, restarts=0),
+            PodHealth("sre", "worker-1", "Deployment/worker", "Running", ready=False, restarts=9,
+                      reason="CrashLoopBackOff"),
+        ),
+    )
+    assert baseline.unhealthy_owners() == {"sre/Deployment/worker"}

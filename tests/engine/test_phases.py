@@ -214,3 +214,26 @@ def test_an_interrupted_rollback_is_completed_by_running_it_again(store: RunStor
     assert state_of(cluster) == before
     undos = store.changes(result.run_id, undo=True)
     assert len(undos) == 7 and all(u.state is ChangeState.APPLIED for u in undos)  # each undo journaled once
+
+
+def test_a_run_interrupted_before_its_checkpoint_runs_the_checkpoint_on_resume(
+    store: RunStore, cluster: MemoryCluster, tmp_path: Path
+) -> None:
+    class Interrupt(Exception):
+        pass
+
+    def interrupt(event: Event) -> None:
+        if event.kind is EventKind.CHECKPOINT_START and event.phase == "workloads":
+            raise Interrupt  # the operator's laptop dies between the writes and the checkpoint
+
+    engine = Engine(store, connect=fixed_connector({"lab": cluster}), sink=interrupt)
+    playbook, inventory = load(three_phase(tmp_path, "pause"))
+    with pytest.raises(Interrupt):
+        engine.run(playbook, inventory, RunOptions())
+    [record] = store.list_runs()
+    assert (record.status, record.stage) == (RunStatus.FAILED, Stage.CHECKPOINT)
+
+    engine.sink = lambda event: None
+    resumed = engine.resume(record.id)
+    assert resumed.status is RunStatus.PAUSED and "platform healthy" in resumed.reason  # not skipped
+    assert len(store.changes(record.id)) == 5 + 1  # phase 1 + phase 2, none repeated

@@ -110,3 +110,12 @@ def test_patch_may_not_rename() -> None:
     with pytest.raises(ClusterError, match="may not change"):
         c.patch(ObjectRef("v1", "ConfigMap", "sre", "a"), [{"op": "replace", "path": "/metadata/name", "value": "b"}],
                 patch_type=PatchType.JSON)
+
+
+def test_dry_runs_leave_stored_objects_untouched() -> None:
+    c = MemoryCluster([cm("a", labels={"app": "x"})])
+    ref = ObjectRef("v1", "ConfigMap", "sre", "a")
+    before = c.get(ref)
+    c.apply(cm("a", labels={"app": "x", "mesh": "on"}), dry_run=True)
+    c.patch(ref, {"data": {"k": "z"}}, dry_run=True)
+    assert c.get(ref) == before

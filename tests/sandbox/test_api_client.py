@@ -581,3 +581,14 @@ def test_state_is_saved_shortly_after_writes_without_a_stop(api_server: SandboxS
             state = json.loads((api_server.state_dir / "state.json").read_text())
             saved = [o["metadata"]["name"] for o in state["objects"]]
     assert "soon" in saved
+
+
+def test_watch_from_a_compacted_revision_is_gone(monkeypatch: pytest.MonkeyPatch, core: client.CoreV1Api) -> None:
+    monkeypatch.setattr("runbook_engine.sandbox.store._HISTORY", 3)
+    first = core.create_namespaced_config_map(NS, {"metadata": {"name": "c0"}})
+    for i in range(1, 6):
+        core.create_namespaced_config_map(NS, {"metadata": {"name": f"c{i}"}})
+    with pytest.raises(ApiException) as err:
+        list(watch.Watch().stream(core.list_namespaced_config_map, NS, timeout_seconds=1,
+                                  resource_version=first.metadata.resource_version))
+    assert err.value.status == 410

@@ -50,7 +50,8 @@ class Cluster:
 
     def pods(self, prefix: str = "") -> list[Obj]:
         pods = self.store.list("v1", "Pod", "sre")
-        return sorted((p for p in pods if p["metadata"]["name"].startswith(prefix)), key=lambda p: p["metadata"]["name"])
+        chosen = [p for p in pods if p["metadata"]["name"].startswith(prefix)]
+        return sorted(chosen, key=lambda p: str(p["metadata"]["name"]))
 
     def get(self, api: str, kind: str, name: str, namespace: str = "sre") -> Obj:
         obj = self.store.get(api, kind, namespace, name)
@@ -128,7 +129,8 @@ def test_rollout_restart_replaces_every_pod_within_the_surge_budget(make_cluster
     peaks: list[int] = []
     c.store.listeners.append(lambda event, obj: peaks.append(len(c.store.list("v1", "Pod", "sre"))))
     deploy = c.get("apps/v1", "Deployment", "portal")
-    deploy["spec"]["template"]["metadata"]["annotations"] = {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}
+    restarted = {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}
+    deploy["spec"]["template"]["metadata"]["annotations"] = restarted
     c.store.update(deploy)
     c.manager.settle()
     after = c.pods()

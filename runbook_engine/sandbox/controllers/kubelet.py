@@ -85,9 +85,6 @@ class Kubelet:
         self._states: dict[Key, _PodState] = {}
         self._rr = 0
 
-    def forget(self, key: Key) -> None:
-        self._states.pop(key, None)
-
     def reconcile(self, key: Key) -> Wake | None:
         pod = self.ctx.get(key)
         if pod is None or pod_phase(pod) in TERMINAL_PHASES:
@@ -100,12 +97,11 @@ class Kubelet:
             return None
         if st.due > now:
             return Wake(st.due - now, st.settling)
-        if not (pod.get("spec") or {}).get("nodeName"):
-            if st.due == 0.0:  # a new pod: the scheduler binds it and the kubelet starts it one step later
-                st.due, st.settling = now + self.ctx.timing.step, True
-                return Wake(self.ctx.timing.step, True)
-            if not self._schedule(pod):
-                return None  # retried when a Node changes
+        if st.due == 0.0 and not (pod.get("status") or {}).get("startTime"):
+            st.due, st.settling = now + self.ctx.timing.step, True  # a new pod starts one step later
+            return Wake(self.ctx.timing.step, True)
+        if not (pod.get("spec") or {}).get("nodeName") and not self._schedule(pod):
+            return None  # retried when a Node changes
         return self._sync(pod, st, now)
 
     def _state(self, key: Key, pod: Obj) -> _PodState:

@@ -1,0 +1,370 @@
+"""The dry-run planner: what every phase of a playbook would change and break, before anything changes.
+
+``plan_cluster`` snapshots the live cluster once (``engine.simulation``: one list per kind) and
+runs the playbook through the *same* runner as ``runbook run``, in ``simulate`` mode, against that
+snapshot: actions plan from it and the executor writes to it, so each phase is planned against the
+state the earlier phases leave. Around every phase the simulation's state is indexed as a
+``MeshView`` (workloads rolled in this or an earlier phase are predicted from their new pod
+template), and for each phase the plan holds:
+
+- the objects created, updated, deleted and restarted, with unified diffs (Secret data masked) —
+  from the API server's ``dryRun=All`` answer where it can judge the object (``plan_objects``);
+- the workloads that restart and their pod counts;
+- every flow's predicted outcome before and after the phase with the reason chain
+  (``mesh.evaluate_flow``): the inventory's flows, flows seen in Istio/Linkerd telemetry when the
+  cluster has a Prometheus URL (``telemetry_flows``), and the non-mesh callers the platform implies
+  (the API server for admission webhooks, kubelet probes, the metrics scraper), de-duplicated;
+- the checkpoint's checks as they would conclude on the simulated state; flows a check would observe
+  with probe pods are judged by the same predictions, and marked so.
+
+``PlanGate`` plugs the planner into ``runbook run``: before a phase writes anything it re-plans that
+phase against the live cluster and pauses the run when a flow is predicted to break that neither the
+phase's ``accept:`` nor ``--accept-risk`` names.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook_engine.checks.baseline import take_baseline
+from runbook_engine.checks.live import live_objects
+from runbook_engine.checks.reachability import expected
+from runbook_engine.engine.events import Event, EventKind
+from runbook_engine.engine.journal import RunStore
+from runbook_engine.engine.plan_model import (
+    CheckBasis,
+    CheckPlan,
+    FlowOrigin,
+    FlowPlan,
+    PhasePlan,
+    PhaseStatus,
+    Plan,
+)
+from runbook_engine.engine.plan_objects import fold, object_plans, restarted_workloads, server_results
+from runbook_engine.engine.runner import (
+    ClusterConnector,
+    Engine,
+    PhaseGateRequest,
+    PhaseRef,
+    RunOptions,
+    RunResult,
+    fixed_connector,
+    phases_for,
+    target_clusters,
+)
+from runbook_engine.engine.simulation import PlanCluster, Write, snapshot
+from runbook_engine.engine.telemetry_flows import telemetry_flows
+from runbook_engine.errors import RunbookError, UserInputError
+from runbook_engine.kube.cluster import Cluster
+from runbook_engine.kube.flow import Flow, Outcome
+from runbook_engine.kube.refs import ObjectRef
+from runbook_engine.mesh import FlowResult, MeshView, evaluate_flow, implied_flows
+from runbook_engine.report.verdict import Status, Verdict
+from runbook_engine.spec.model import InventorySpec, PhaseSpec, PlaybookSpec
+
+DEFAULT_TELEMETRY_HOURS = 24
+_FlowKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What to plan: ``runbook plan``'s options."""
+
+    phase: str | None = None  # report only this phase (earlier phases are still simulated)
+    tags: frozenset[str] = frozenset()
+    skip_tags: frozenset[str] = frozenset()
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    limit: str | None = None
+    accept_risk: frozenset[str] = frozenset()  # flow ids whose predicted break is accepted
+    telemetry_hours: int = DEFAULT_TELEMETRY_HOURS
+    dry_run: bool = True  # ask the API server (dryRun=All) for the diffs it can judge
+    workers: int = 4  # parallel dry-run requests
+
+
+# -- states of the simulation ----------------------------------------------------------------------------
+class State:
+    """The simulated platform at one phase boundary, with its flow predictions cached."""
+
+    def __init__(self, view: MeshView) -> None:
+        self.view = view
+        self._results: dict[Flow, FlowResult] = {}
+        self._implied: list[Flow] | None = None
+
+    def result(self, flow: Flow) -> FlowResult:
+        found = self._results.get(flow)
+        if found is None:
+            found = self._results[flow] = evaluate_flow(self.view, flow)
+        return found
+
+    def implied(self) -> list[Flow]:
+        if self._implied is None:
+            self._implied = implied_flows(self.view)
+        return self._implied
+
+
+@dataclass
+class Boundaries:
+    """The simulation's event sink: records the state before and after each phase, and what it decided."""
+
+    cluster: PlanCluster
+    phases: Sequence[PhaseRef]
+    before: dict[int, State] = field(default_factory=dict)
+    after: dict[int, State] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)
+    decisions: dict[int, str] = field(default_factory=dict)
+    restarted: set[str] = field(default_factory=set)
+    current: int = -1
+    _state: State | None = None
+    _state_key: tuple[int, int] = (-1, -1)
+
+    def __call__(self, event: Event) -> None:
+        if event.kind is EventKind.PHASE_START:
+            self.current = int(event.data.get("index", 0)) - 1
+            self.cluster.phase = self.current
+            self.cluster.rolling_back = False
+            self.before[self.current] = self.state()
+        elif event.kind is EventKind.PHASE_END:
+            self.restarted.update(r.workload for r in restarted_workloads(
+                fold(self.writes(self.current)), self.before[self.current].view))
+            self.after[self.current] = self.state()
+        elif event.kind is EventKind.PHASE_SKIPPED:
+            self.skipped[self._index_of(event.phase)] = event.message
+        elif event.kind is EventKind.CHECKPOINT_DECISION:
+            self.decisions[self.current] = str(event.data.get("decision", ""))
+        elif event.kind is EventKind.ROLLBACK_START:
+            self.cluster.rolling_back = True
+
+    def state(self) -> State:
+        """The current state (re-indexed only when the simulation wrote or rolled something since)."""
+        key = (self.cluster.writes, len(self.restarted))
+        if self._state is None or key != self._state_key:
+            self._state = State(MeshView.build(live_objects(self.cluster), restarted=self.restarted))
+            self._state_key = key
+        return self._state
+
+    def writes(self, index: int) -> list[Write]:
+        return [w for w in self.cluster.log if w.phase == index]
+
+    def _index_of(self, name: str) -> int:
+        return next((r.index for r in self.phases if r.phase.name == name and r.index not in self.skipped), -1)
+
+
+# -- flows ------------------------------------------------------------------------------------------------
+def _key(flow: Flow) -> _FlowKey:
+    return (flow.source, flow.to, flow.protocol.value)
+
+
+def declared_flows(inventory: InventorySpec, cluster: str, prometheus_url: str | None, view: MeshView,
+                   hours: int) -> list[tuple[Flow, FlowOrigin]]:
+    """The inventory's flows, then those telemetry saw that the inventory does not declare."""
+    flows = [(f, FlowOrigin.INVENTORY) for f in inventory.flows_for(cluster)]
+    if prometheus_url:
+        flows += [(f, FlowOrigin.TELEMETRY) for f in telemetry_flows(prometheus_url, view, hours=hours)]
+    return _unique(flows)
+
+
+def _unique(flows: Iterable[tuple[Flow, FlowOrigin]]) -> list[tuple[Flow, FlowOrigin]]:
+    seen: dict[_FlowKey, tuple[Flow, FlowOrigin]] = {}
+    for flow, origin in flows:
+        seen.setdefault(_key(flow), (flow, origin))
+    return list(seen.values())
+
+
+def accepted(flow: Flow, accepts: Iterable[str]) -> bool:
+    """Whether ``accepts`` (phase ``accept:`` and ``--accept-risk``) names the flow, by id or ``from -> to``."""
+    names = set(accepts)
+    return flow.id in names or f"{flow.source} -> {flow.to}" in names
+
+
+def flow_plans(declared: Sequence[tuple[Flow, FlowOrigin]], before: State, after: State,
+               accepts: Iterable[str]) -> list[FlowPlan]:
+    """Every flow's outcome before and after a phase (implied non-mesh callers of both states included)."""
+    implied = [(f, FlowOrigin.IMPLIED) for f in (*before.implied(), *after.implied())]
+    accepts = frozenset(accepts)
+    plans: list[FlowPlan] = []
+    for flow, origin in _unique([*declared, *implied]):
+        old, new = before.result(flow), after.result(flow)
+        breaks = expected(flow, old.outcome) and not expected(flow, new.outcome)
+        reasons = tuple(new.reasons) if old.outcome is not new.outcome else ()
+        plans.append(FlowPlan(flow, origin, old.outcome, new.outcome, breaks,
+                              breaks and accepted(flow, accepts), reasons))
+    return plans
+
+
+# -- checks -----------------------------------------------------------------------------------------------
+def _rejudged(verdict: Verdict, predicted: Mapping[str, Outcome]) -> CheckPlan | None:
+    """A flow check's verdict with every flow it names judged by the planner's prediction."""
+    entries = verdict.data.get("flows") if isinstance(verdict.data, Mapping) else None
+    if not isinstance(entries, list) or not entries:
+        return None
+    wrong: list[str] = []
+    unknown: list[str] = []
+    for entry in entries:
+        flow_id = str(entry.get("flow", ""))
+        outcome = predicted.get(flow_id)
+        if outcome is None and entry.get("outcome") is None:
+            unknown.append(flow_id)
+        elif outcome is not None and outcome.value != entry.get("expected", Outcome.OK.value):
+            wrong.append(f"{flow_id} ({outcome.value}, expected {entry.get('expected', 'ok')})")
+        elif outcome is None and not entry.get("as_expected"):
+            wrong.append(f"{flow_id} ({entry.get('outcome')})")
+    if wrong:
+        return CheckPlan(verdict.title, verdict.check, Status.FAIL, "predicted: " + "; ".join(wrong),
+                         CheckBasis.PREDICTED)
+    if unknown:
+        return CheckPlan(verdict.title, verdict.check, Status.NO_DATA, "cannot predict: " + ", ".join(unknown),
+                         CheckBasis.PREDICTED)
+    return CheckPlan(verdict.title, verdict.check, Status.PASS, f"predicted: {len(entries)} flows as expected",
+                     CheckBasis.PREDICTED)
+
+
+def check_plans(verdicts: Sequence[Verdict], flows: Sequence[FlowPlan]) -> list[CheckPlan]:
+    predicted = {f.flow.id: f.after for f in flows}
+    plans: list[CheckPlan] = []
+    for verdict in verdicts:
+        rejudged = _rejudged(verdict, predicted)
+        plans.append(rejudged or CheckPlan(verdict.title, verdict.check, verdict.status, verdict.summary,
+                                           CheckBasis.OBJECTS))
+    return plans
+
+
+# -- one cluster ----------------------------------------------------------------------------------------
+@dataclass
+class _Context:
+    """What building each phase's plan needs from the simulation."""
+
+    live: Cluster | None  # where dry-run applies go (None: no server diffs)
+    sim: Boundaries
+    store: RunStore
+    run: RunResult
+    declared: list[tuple[Flow, FlowOrigin]]
+    options: PlanOptions
+    touched: set[ObjectRef] = field(default_factory=set)
+
+
+def _phase_plan(ctx: _Context, ref: PhaseRef) -> PhasePlan:
+    index, phase = ref.index, ref.phase
+    if index in ctx.sim.skipped:
+        return PhasePlan(phase.name, index, PhaseStatus.SKIPPED, ctx.sim.skipped[index])
+    before, after = ctx.sim.before.get(index), ctx.sim.after.get(index)
+    if before is None:
+        return PhasePlan(phase.name, index, PhaseStatus.NOT_REACHED, "an earlier phase stopped the simulation")
+    stopped = after is None
+    after = after or ctx.sim.state()
+    entries = fold(ctx.sim.writes(index))
+    server = server_results(ctx.live, entries, ctx.touched, ctx.options.workers)
+    ctx.touched.update(e.ref for e in entries)
+    flows = flow_plans(ctx.declared, before, after, (*phase.accept, *ctx.options.accept_risk))
+    verdicts = ctx.store.verdicts(ctx.run.run_id, index)
+    return PhasePlan(phase.name, index, PhaseStatus.STOPPED if stopped else PhaseStatus.PLANNED,
+                     ctx.run.reason if stopped else "", tuple(object_plans(entries, server)),
+                     tuple(restarted_workloads(entries, before.view)), tuple(flows),
+                     tuple(check_plans(verdicts, flows)), ctx.sim.decisions.get(index, ""))
+
+
+def _requests(cluster: Cluster) -> Counter[str]:
+    inner = getattr(cluster, "uncached", cluster)
+    counted = getattr(inner, "requests", None)
+    return Counter(counted) if isinstance(counted, Counter) else Counter()
+
+
+def _simulate(sim_cluster: PlanCluster, playbook: PlaybookSpec, inventory: InventorySpec, cluster: str,
+              options: RunOptions, sink: Boundaries) -> tuple[RunStore, RunResult]:
+    store = RunStore.in_memory()
+    engine = Engine(store, connect=fixed_connector({cluster: sim_cluster}), sink=sink, baseline=take_baseline)
+    [result] = engine.run(playbook, inventory, options)
+    return store, result
+
+
+def plan_cluster(live: Cluster, playbook: PlaybookSpec, inventory: InventorySpec, cluster: str,
+                 options: PlanOptions, *, start_at: str | None = None,
+                 facts: Mapping[str, Any] | None = None) -> Plan:
+    """Plan ``playbook`` on the inventory cluster ``cluster``, reached as ``live`` (read only, dry runs)."""
+    spec = inventory.clusters[cluster]
+    counted = _requests(live)
+    sim_cluster = snapshot(live)
+    phases = phases_for(playbook, inventory, cluster)
+    _check_phase(phases, options.phase)
+    sink = Boundaries(sim_cluster, phases)
+    declared = declared_flows(inventory, cluster, spec.prometheus_url, sink.state().view, options.telemetry_hours)
+    run_options = RunOptions(simulate=True, tags=options.tags, skip_tags=options.skip_tags,
+                             start_at_phase=start_at, stop_after_phase=options.phase, limit=cluster,
+                             extra_vars={**(facts or {}), **options.extra_vars})
+    store, result = _simulate(sim_cluster, playbook, inventory, cluster, run_options, sink)
+    try:
+        ctx = _Context(live if options.dry_run else None, sink, store, result, declared, options)
+        first = next((r.index for r in phases if r.phase.name == start_at), 0)
+        plans = [_phase_plan(ctx, ref) for ref in phases[first:]]
+    finally:
+        store.close()
+    if options.phase is not None:
+        plans = [p for p in plans if p.name == options.phase]
+    flows = len({_key(f.flow) for p in plans for f in p.flows}) or len(declared)
+    return Plan(cluster, str(playbook.path), tuple(plans), flows, dict(_requests(live) - counted))
+
+
+def _check_phase(phases: Sequence[PhaseRef], name: str | None) -> None:
+    if name is not None and all(r.phase.name != name for r in phases):
+        raise UserInputError(f"no phase named {name!r}", hint="phases: " + ", ".join(repr(r.phase.name)
+                                                                                     for r in phases))
+
+
+class Planner:
+    """Plans a playbook on every cluster it addresses, connecting through ``connect``."""
+
+    def __init__(self, connect: ClusterConnector) -> None:
+        self.connect = connect
+
+    def plan(self, playbook: PlaybookSpec, inventory: InventorySpec, options: PlanOptions) -> list[Plan]:
+        clusters = target_clusters(playbook, inventory, options.limit)
+        if not clusters:
+            raise UserInputError("no cluster of the inventory matches the plays' hosts and --limit",
+                                 hint="check `hosts:` in the playbook and the --limit value")
+        plans: list[Plan] = []
+        for name in clusters:
+            with self.connect(inventory.clusters[name]) as live:
+                plans.append(plan_cluster(live, playbook, inventory, name, options))
+        return plans
+
+
+# -- gating a real run -------------------------------------------------------------------------------------
+def breaking_reason(phase: PhaseSpec, plan: PhasePlan) -> str | None:
+    """The paused reason for a phase whose plan breaks flows nobody accepted (None when it breaks none)."""
+    breaking = plan.breaking
+    if not breaking:
+        return None
+    lines = [f"{f.flow.id}: {f.transition} ({'; '.join(f.reasons)})" for f in breaking]
+    return (f"phase {phase.name!r} is predicted to break {len(breaking)} flow(s): " + " | ".join(lines)
+            + " — fix the cause, or accept deliberately with the phase's `accept:` or --accept-risk FLOW")
+
+
+@dataclass(frozen=True)
+class PlanGate:
+    """The runner's ``PhaseGate``: re-plans each phase just before it runs and pauses on unaccepted breaks.
+
+    A phase the operator resumed at is not re-planned: resuming there is the deliberate decision.
+    When the planner itself fails, the run pauses too (fail closed) and says why."""
+
+    inventory: InventorySpec
+    options: RunOptions
+    accept_risk: frozenset[str] = frozenset()
+    dry_run: bool = False  # the gate needs outcomes, not server diffs
+
+    def __call__(self, request: PhaseGateRequest) -> str | None:
+        if request.resumed:
+            return None
+        cluster = str(request.variables.get("inventory_hostname") or request.cluster.name)
+        options = PlanOptions(phase=request.phase.name, tags=self.options.tags, skip_tags=self.options.skip_tags,
+                              extra_vars=self.options.extra_vars, accept_risk=self.accept_risk,
+                              dry_run=self.dry_run)
+        try:
+            plan = plan_cluster(request.cluster, request.playbook, self.inventory, cluster, options,
+                                start_at=request.phase.name, facts=request.facts)
+        except RunbookError as exc:
+            return f"could not predict the impact of phase {request.phase.name!r}: {exc}"
+        phases = [p for p in plan.phases if p.index == request.index] or list(plan.phases)
+        return breaking_reason(request.phase, phases[0]) if phases else None
+
