@@ -159,9 +159,10 @@ class ExternalDbExceptions(Check[ExternalDbArgs]):
             if flow.is_external_destination and (not args.hosts or flow.dest_host in args.hosts):
                 ports.setdefault((flow.dest_host, flow.port), []).append(flow)
         findings = [self._judge(view, host, port, flows) for (host, port), flows in sorted(ports.items())]
+        predicted = [evaluate_flow(view, flows[0]).outcome.value for _, flows in sorted(ports.items())]
         proof = [evidence(SE_COMMAND, self._entries(view)),
-                 evidence(DR_COMMAND, self._rules(view),
-                          "\n".join(f"{f.subject}: {f.detail}" for f in findings))]
+                 evidence(DR_COMMAND, self._rules(view), "\n".join(
+                     f"{f.subject}: {f.detail}; predicted now: {p}" for f, p in zip(findings, predicted, strict=True)))]
         status = worst((f.status for f in findings), Status.NO_DATA)
         data = {"ports": {f.subject: f.status.value for f in findings}}
         if status is Status.NO_DATA:
@@ -181,10 +182,8 @@ class ExternalDbExceptions(Check[ExternalDbArgs]):
         entry = find_service_entry(view, host, port)
         dr = find_destination_rule(view, host, client_ns=flows[0].source_namespace, dest_ns=None)
         mode, where = dr_tls(dr, port) if dr is not None else (None, "")
-        predicted = evaluate_flow(view, flows[0]).outcome.value
         seen = (f"ServiceEntry {ref(entry[0]) if entry else 'missing'}; DestinationRule "
-                f"{where + ' ' + mode.value if mode else 'tls for this port missing'}; callers {callers}; "
-                f"predicted now: {predicted}")
+                f"{where + ' ' + mode.value if mode else 'tls for this port missing'}; callers {callers}")
         if mode in (ClientTls.SIMPLE, ClientTls.MUTUAL, ClientTls.ISTIO_MUTUAL):
             return Finding(Status.FAIL, subject, seen)
         if entry is None or mode is not ClientTls.DISABLE:

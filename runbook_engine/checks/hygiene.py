@@ -102,7 +102,7 @@ class PermissiveAge(Check[PermissiveAgeArgs]):
                             f"their age or expiry: {listing(findings, 3)}", proof)
         return conclude(self, ctx, status, summary_of(findings, Status.FLAG, "PERMISSIVE PeerAuthentications overdue"),
                         proof, hint="finish the migration and delete the exception, or, if it is still needed, "
-                        f"set a new '{args.expiry_key}' date and an '{args.owner_key}'")
+                        f"set a new '{args.expiry_key}' date and name an owner in '{args.owner_key}'")
 
     @staticmethod
     def _judge(pa: Obj, now: dt.datetime, args: PermissiveAgeArgs) -> Finding:

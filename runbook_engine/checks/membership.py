@@ -183,7 +183,7 @@ class ExcludedWorkloads(Check[ExcludedWorkloadsArgs]):
         if status is Status.PASS:
             return conclude(self, ctx, status, f"{plural(len(findings), 'excluded workload')} without a proxy: "
                             f"{listing([f.subject for f in findings], 10)}", proof, data=data)
-        what = "excluded workloads with a proxy" if status is Status.FAIL else "excluded workloads a restart would inject"
+        what = "excluded workloads " + ("with a proxy" if status is Status.FAIL else "a restart would inject")
         return conclude(self, ctx, status, summary_of(findings, status, what), proof, data=data,
                         hint="add the pod-template label sidecar.istio.io/inject=\"false\" (ambient: "
                         "istio.io/dataplane-mode=none; Linkerd: annotation linkerd.io/inject: disabled) and restart")

@@ -412,22 +412,31 @@ class RunStore:
         return dict(json.loads(row["baseline"])) if row else None
 
 
+def _started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from /proc), "" where /proc is absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
 def owner_id() -> str:
-    """``host:pid`` of this process: who is driving a run right now."""
-    return f"{os.uname().nodename}:{os.getpid()}"
+    """``host:pid:start`` of this process: who is driving a run right now (start guards PID reuse)."""
+    return f"{os.uname().nodename}:{os.getpid()}:{_started(os.getpid())}"
 
 
 def owner_alive(owner: str) -> bool:
-    """True when ``owner`` is a live process on this host (a run it drives must not be taken over)."""
-    host, _, pid = owner.rpartition(":")
-    if host != os.uname().nodename or not pid.isdigit():
+    """True when ``owner`` is another live process on this host (a run it drives must not be taken over)."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != os.uname().nodename or not pid_text.isdigit() or int(pid_text) == os.getpid():
         return False
-    if int(pid) == os.getpid():
-        return False
+    pid = int(pid_text)
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not started or _started(pid) == started

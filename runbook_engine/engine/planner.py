@@ -100,8 +100,12 @@ class State:
         return found
 
     def implied(self) -> list[Flow]:
+        """Non-mesh callers the platform implies; a caller that is a workload must exist (a scrape job
+        without a Prometheus to run it calls nothing)."""
         if self._implied is None:
-            self._implied = implied_flows(self.view)
+            self._implied = [f for f in implied_flows(self.view)
+                             if f.source_namespace is None
+                             or self.view.workload(f.source_namespace, str(f.source_workload)) is not None]
         return self._implied
 
 

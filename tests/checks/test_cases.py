@@ -1,6 +1,6 @@
 """Checks on plain manifests, from case files (``cases/*.cases.yaml``): objects and args in, verdict out.
 
-A case may carry a ``baseline`` (pods as the run's baseline saw them, same manifest form) and expects a
+``objects`` may nest lists (a YAML anchor of a group of objects). A case may carry a ``baseline`` (pods as the run's baseline saw them, same manifest form) and expects a
 status, the exact summary, and optionally the hint and evidence commands.
 """
 
@@ -23,10 +23,14 @@ CASES = [(path.name.removesuffix(".cases.yaml"), case)
          for case in yaml.safe_load(path.read_text())["cases"]]
 
 
+def flat(items: list[Any]) -> list[dict[str, Any]]:
+    return [obj for item in items for obj in (flat(item) if isinstance(item, list) else [item])]
+
+
 @pytest.mark.parametrize("case", [c for _, c in CASES], ids=[f"{f}: {c['name']}" for f, c in CASES])
 def test_check_case(case: dict[str, Any]) -> None:
-    baseline = take_baseline(MemoryCluster(case["baseline"])) if "baseline" in case else None
-    verdict = run_check(case["check"], MemoryCluster(case.get("objects") or []), case["args"], baseline=baseline)
+    baseline = take_baseline(MemoryCluster(flat(case["baseline"]))) if "baseline" in case else None
+    verdict = run_check(case["check"], MemoryCluster(flat(case.get("objects") or [])), case["args"], baseline=baseline)
     expect = case["expect"]
     assert (verdict.status, verdict.summary) == (Status(expect["status"]), expect["summary"])
     if "hint" in expect:

@@ -5,8 +5,10 @@ collection, dry run, watches, authentication, CRDs, API faults and persistence."
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -592,3 +594,36 @@ def test_watch_from_a_compacted_revision_is_gone(monkeypatch: pytest.MonkeyPatch
         list(watch.Watch().stream(core.list_namespaced_config_map, NS, timeout_seconds=1,
                                   resource_version=first.metadata.resource_version))
     assert err.value.status == 410
+
+
+def _fetch(server: SandboxServer, path: str, headers: dict[str, str]) -> tuple[str, bytes]:
+    context = ssl.create_default_context(cafile=str(server.state_dir / "tls" / "ca.crt"))
+    request = urllib.request.Request(server.url + path, headers=headers)
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        return str(response.headers["Content-Type"]), bytes(response.read())
+
+
+def test_metrics_are_served_without_a_token(tmp_path: Path) -> None:
+    with SandboxServer(tmp_path / "m", controllers=False, metrics=lambda: "sandbox_up 1\n") as server:
+        content_type, body = _fetch(server, "/metrics", {})
+    assert content_type.startswith("text/plain") and body == b"sandbox_up 1\n"
+
+
+def test_aggregated_discovery_lists_every_group_for_kubectl(api_server: SandboxServer) -> None:
+    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    content_type, body = _fetch(api_server, "/apis", {"Accept": accept, "Authorization": f"Bearer {api_server.token}"})
+    assert content_type == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    groups = {g["metadata"]["name"]: g for g in json.loads(body)["items"]}
+    assert {i.group for i in REGISTRY if i.group} == set(groups)
+    apps = {r["resource"]: r for r in groups["apps"]["versions"][0]["resources"]}
+    assert apps["deployments"]["scope"] == "Namespaced"
+    assert {s["subresource"] for s in apps["deployments"]["subresources"]} == {"status", "scale"}
+
+
+def test_openapi_v3_declares_server_side_field_validation(api_server: SandboxServer) -> None:
+    auth = {"Authorization": f"Bearer {api_server.token}"}
+    index = json.loads(_fetch(api_server, "/openapi/v3", auth)[1])
+    document = json.loads(_fetch(api_server, index["paths"]["apis/apps/v1"]["serverRelativeURL"], auth)[1])
+    patch = document["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
