@@ -110,7 +110,7 @@ class PermissiveAge(Check[PermissiveAgeArgs]):
         tags = {**(meta.get("annotations") or {}), **(meta.get("labels") or {})}
         subject = f"{meta.get('namespace')}/{meta.get('name')}"
         born = created(pa)
-        age = (now - born).total_seconds() / 86400 if born else 0.0
+        age = max((now - born).total_seconds() / 86400, 0.0) if born else 0.0
         owner = f", owner {tags[args.owner_key]}" if args.owner_key in tags else ""
         seen = f"{permissive_scope(pa)}, {age:.0f} days old{owner}"
         if args.expiry_key in tags:

@@ -221,7 +221,8 @@ def flows_verdict(check: Check[FlowsReachableArgs], ctx: CheckContext, results: 
     status = worst(f.status for f in findings)
     proof = [r.proof for r in results]
     data = {"flows": [r.to_data() for r in results]}
-    counts = ", ".join(f"{sum(1 for r in results if r.how is h)} by {h.value}" for h in How
+    counted = {How.PROBE: "probed", How.PUBLIC_URL: "by public URL", How.PREDICTED: "predicted"}
+    counts = ", ".join(f"{sum(1 for r in results if r.how is h)} {counted[h]}" for h in How
                        if any(r.how is h for r in results))
     if status is Status.PASS:
         return conclude(check, ctx, status, f"all {plural(len(results), 'flow')} as expected ({counts})", proof,

@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from runbook_engine.cli.sandbox_generate import generate
-from runbook_engine.errors import RunbookError
+from runbook_engine.errors import RunbookError, UserInputError
 from runbook_engine.sandbox.app import build_sandbox
 
 DEFAULT_STATE = Path(".runbook/sandbox/default")
@@ -30,6 +30,8 @@ PID_FILE = "sandbox.pid"
 LOG_FILE = "sandbox.log"
 _START_TIMEOUT = 120.0  # seconds a detached sandbox may take to seed a large scenario
 _STOP_TIMEOUT = 30.0
+#: ``runbook`` as a command line, wherever this interpreter is (the console script may not be on PATH).
+_RUNBOOK = (sys.executable, "-c", "from runbook_engine.cli.main import main; main()")
 
 _state_option = click.option(
     "--state", "state", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE,
@@ -66,8 +68,8 @@ def sandbox() -> None:
 def up(scenario: Path | None, port: int, state: Path, detach: bool) -> None:
     """Start the sandbox API server."""
     if _running_pid(state) not in (None, os.getpid()):  # a detached child finds its own pid there
-        raise click.ClickException(f"a sandbox is already running for {state} (stop it with `runbook sandbox down "
-                                   f"--state {state}`)")
+        raise UserInputError(f"a sandbox is already running for {state}",
+                             hint=f"stop it with `runbook sandbox down --state {state}`")
     if detach:
         _detach(scenario, port, state)
         return
@@ -79,8 +81,9 @@ def _foreground(scenario: Path | None, port: int, state: Path) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
         server = build_sandbox(state, scenario, port).start()
-    except RunbookError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise UserInputError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}",
+                             hint="choose another --port, or 0 for any free port") from exc
     click.echo(f"sandbox API server at {server.url}")
     click.echo(f"kubeconfig: {server.kubeconfig}  (export KUBECONFIG={server.kubeconfig.resolve()})")
     try:
@@ -97,7 +100,7 @@ def _detach(scenario: Path | None, port: int, state: Path) -> None:
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     kubeconfig = state / "kubeconfig"
     kubeconfig.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "runbook_engine.cli.sandbox_cmd", "up", "--port", str(port), "--state", str(state)]
+    cmd = [*_RUNBOOK, "sandbox", "up", "--port", str(port), "--state", str(state)]
     if scenario is not None:
         cmd += ["--scenario", str(scenario)]
     with open(state / LOG_FILE, "ab") as log:
@@ -107,7 +110,7 @@ def _detach(scenario: Path | None, port: int, state: Path) -> None:
     while not kubeconfig.exists():
         if child.poll() is not None or time.monotonic() > deadline:
             (state / PID_FILE).unlink(missing_ok=True)
-            raise click.ClickException(f"the sandbox did not start; see {state / LOG_FILE}")
+            raise RunbookError("the sandbox did not start", hint=f"see {state / LOG_FILE}")
         time.sleep(0.1)
     click.echo(f"sandbox running in the background (pid {child.pid})")
     click.echo(f"kubeconfig: {kubeconfig}  (export KUBECONFIG={kubeconfig.resolve()})")
@@ -120,12 +123,13 @@ def down(state: Path) -> None:
     pid = _running_pid(state)
     if pid is None:
         (state / PID_FILE).unlink(missing_ok=True)
-        raise click.ClickException(f"no sandbox is running for {state}")
+        raise UserInputError(f"no sandbox is running for {state}", hint="start one with `runbook sandbox up --detach`")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + _STOP_TIMEOUT
     while _running_pid(state) is not None:
         if time.monotonic() > deadline:
-            raise click.ClickException(f"the sandbox (pid {pid}) did not stop within {_STOP_TIMEOUT:.0f}s")
+            raise RunbookError(f"the sandbox (pid {pid}) did not stop within {_STOP_TIMEOUT:.0f}s",
+                               hint=f"see {state / LOG_FILE}")
         time.sleep(0.1)
     (state / PID_FILE).unlink(missing_ok=True)
     click.echo(f"sandbox stopped; state saved in {state}")
@@ -136,13 +140,11 @@ def down(state: Path) -> None:
 def reset(state: Path) -> None:
     """Wipe the sandbox's state; the next `up` starts from its scenario again."""
     if _running_pid(state) is not None:
-        raise click.ClickException(f"the sandbox for {state} is running; stop it first with `runbook sandbox down`")
+        raise UserInputError(f"the sandbox for {state} is running",
+                             hint=f"stop it first with `runbook sandbox down --state {state}`")
     if state.exists():
         shutil.rmtree(state)
     click.echo(f"sandbox state in {state} wiped")
 
 
 sandbox.add_command(generate)
-
-if __name__ == "__main__":
-    sandbox()

@@ -14,14 +14,14 @@ template, or creates it; its pod count is the pods it runs now, else its replica
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from runbook_engine.engine.executor import RESTARTED_AT
 from runbook_engine.engine.objects import strip_server_fields
-from runbook_engine.engine.plan_model import DiffSource, ObjectPlan, Obj, RestartPlan
+from runbook_engine.engine.plan_model import DiffSource, Obj, ObjectPlan, RestartPlan
 from runbook_engine.engine.simulation import Write, WriteOp
 from runbook_engine.errors import ClusterError
 from runbook_engine.kube.change import ChangeKind
@@ -125,9 +125,8 @@ def server_results(live: Cluster | None, entries: Sequence[Folded], touched_befo
     if live is None:
         return {}
     todo = [e for e in entries if _replayable(e, touched_before)]
-    dry: Callable[[Folded], Obj | None] = lambda e: _dry_run(live, e.writes[0])  # noqa: E731
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        answers = list(pool.map(dry, todo))
+        answers = list(pool.map(_dry_run, [live] * len(todo), [e.writes[0] for e in todo]))
     return {e.ref: a for e, a in zip(todo, answers, strict=True) if a is not None}
 
 

@@ -27,13 +27,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from runbook_engine.checks.baseline import take_baseline
 from runbook_engine.checks.live import live_objects
 from runbook_engine.checks.reachability import expected
 from runbook_engine.engine.events import Event, EventKind
-from runbook_engine.engine.journal import RunStore
+from runbook_engine.engine.journal import RunRecord, RunStore
 from runbook_engine.engine.plan_model import (
     CheckBasis,
     CheckPlan,
@@ -63,6 +64,7 @@ from runbook_engine.kube.flow import Flow, Outcome
 from runbook_engine.kube.refs import ObjectRef
 from runbook_engine.mesh import FlowResult, MeshView, evaluate_flow, implied_flows
 from runbook_engine.report.verdict import Status, Verdict
+from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.model import InventorySpec, PhaseSpec, PlaybookSpec
 
 DEFAULT_TELEMETRY_HOURS = 24
@@ -349,26 +351,31 @@ def breaking_reason(phase: PhaseSpec, plan: PhasePlan) -> str | None:
 class PlanGate:
     """The runner's ``PhaseGate``: re-plans each phase just before it runs and pauses on unaccepted breaks.
 
-    A phase the operator resumed at is not re-planned: resuming there is the deliberate decision.
-    When the planner itself fails, the run pauses too (fail closed) and says why."""
+    Breaks named by the phase's ``accept:`` or the run's ``--accept-risk`` (``RunOptions.accept_risk``)
+    do not stop the run. A phase the operator resumed at is not re-planned: resuming there is the
+    deliberate decision. When the planner itself fails, the run pauses too (fail closed) and says why."""
 
     inventory: InventorySpec
     options: RunOptions
-    accept_risk: frozenset[str] = frozenset()
     dry_run: bool = False  # the gate needs outcomes, not server diffs
+
+    @classmethod
+    def for_run(cls, record: RunRecord) -> PlanGate:
+        """The gate of a journaled run (for ``resume``): its inventory and options as the run recorded them."""
+        options = RunOptions.from_dict(record.options)
+        return cls(load_inventory(Path(record.inventory), extra_vars=dict(options.extra_vars)), options)
 
     def __call__(self, request: PhaseGateRequest) -> str | None:
         if request.resumed:
             return None
         cluster = str(request.variables.get("inventory_hostname") or request.cluster.name)
         options = PlanOptions(phase=request.phase.name, tags=self.options.tags, skip_tags=self.options.skip_tags,
-                              extra_vars=self.options.extra_vars, accept_risk=self.accept_risk,
+                              extra_vars=self.options.extra_vars, accept_risk=self.options.accept_risk,
                               dry_run=self.dry_run)
         try:
             plan = plan_cluster(request.cluster, request.playbook, self.inventory, cluster, options,
                                 start_at=request.phase.name, facts=request.facts)
         except RunbookError as exc:
             return f"could not predict the impact of phase {request.phase.name!r}: {exc}"
-        phases = [p for p in plan.phases if p.index == request.index] or list(plan.phases)
+        phases = [p for p in plan.phases if p.index == request.index]
         return breaking_reason(request.phase, phases[0]) if phases else None
-

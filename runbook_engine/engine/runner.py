@@ -105,6 +105,8 @@ class RunOptions:
     simulate: bool = False
     #: End the run after this phase (the planner re-plans one phase before a real run executes it).
     stop_after_phase: str | None = None
+    #: Flow ids whose predicted break the operator accepts for every phase (``--accept-risk``).
+    accept_risk: frozenset[str] = frozenset()
 
     @property
     def attended(self) -> bool:
@@ -115,7 +117,7 @@ class RunOptions:
         return {"check": self.check, "diff": self.diff, "tags": sorted(self.tags), "skip_tags": sorted(self.skip_tags),
                 "start_at_phase": self.start_at_phase, "extra_vars": dict(self.extra_vars), "limit": self.limit,
                 "lock_namespace": self.lock_namespace, "simulate": self.simulate,
-                "stop_after_phase": self.stop_after_phase}
+                "stop_after_phase": self.stop_after_phase, "accept_risk": sorted(self.accept_risk)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunOptions:
@@ -123,7 +125,7 @@ class RunOptions:
                    skip_tags=frozenset(d.get("skip_tags") or ()), start_at_phase=d.get("start_at_phase"),
                    extra_vars=dict(d.get("extra_vars") or {}), limit=d.get("limit"),
                    lock_namespace=str(d.get("lock_namespace") or "default"), simulate=bool(d.get("simulate")),
-                   stop_after_phase=d.get("stop_after_phase"))
+                   stop_after_phase=d.get("stop_after_phase"), accept_risk=frozenset(d.get("accept_risk") or ()))
 
 
 @dataclass(frozen=True)

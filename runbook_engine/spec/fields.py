@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from runbook_engine.errors import Location, UserInputError
-from runbook_engine.spec.filters import plain
+from runbook_engine.spec.filters import plain_mapping
 from runbook_engine.spec.hints import did_you_mean, one_of
 from runbook_engine.spec.model import Condition
 from runbook_engine.spec.yamlpos import LocatedDict, LocatedList
@@ -150,7 +150,7 @@ def variables(value: Any, location: Location, what: str) -> dict[str, Any]:
             raise UserInputError(
                 f"{name!r} is not a valid variable name", value.key_loc(name), hint="use letters, digits and _"
             )
-    return plain(value)  # type: ignore[no-any-return]
+    return plain_mapping(value)
 
 
 def get_str_list(m: LocatedDict, key: str) -> tuple[str, ...]:

@@ -33,6 +33,11 @@ def plain(value: Any) -> Any:
     return value
 
 
+def plain_mapping(value: Mapping[Any, Any]) -> dict[str, Any]:
+    """``plain`` for a mapping, typed as the variables/arguments dict it becomes."""
+    return {str(k): plain(v) for k, v in value.items()}
+
+
 def to_bool(value: Any) -> bool:
     """Ansible's ``bool``: yes/on/1/true/y/t (any case) and ``True``/1 are true, all else false."""
     if isinstance(value, bool):

@@ -1,9 +1,11 @@
-"""Fix hints for user-input errors: "did you mean ...?" from the names that do exist."""
+"""Fix hints for user-input errors ("did you mean ...?" from the names that do exist) and their reporting."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+
+from runbook_engine.errors import Location, UserInputError
 
 
 def similar(name: str, candidates: Iterable[str], *, limit: int = 3) -> list[str]:
@@ -22,3 +24,15 @@ def did_you_mean(name: str, candidates: Iterable[str], *, fallback: str = "") ->
 def one_of(candidates: Iterable[str]) -> str:
     """``one of: a, b, c`` for a hint listing the valid choices."""
     return "one of: " + ", ".join(sorted(set(candidates)))
+
+
+def unique_errors(errors: Iterable[UserInputError]) -> list[UserInputError]:
+    """One report per mistake, in order: a role used by two phases must not report its typo twice."""
+    seen: set[tuple[Location | None, str]] = set()
+    out: list[UserInputError] = []
+    for error in errors:
+        key = (error.location, error.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(error)
+    return out

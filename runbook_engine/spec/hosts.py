@@ -1,6 +1,6 @@
 """Ansible host patterns over the inventory: which clusters a play's ``hosts:`` selects.
 
-A pattern is terms separated by ``,`` or ``:``; a term is a cluster or group name, a shell
+A pattern is terms separated by ``,`` (or ``:`` when it has no comma); a term is a cluster or group name, a shell
 wildcard (``eu-*``) or a regular expression (``~eu-[0-9]+``). ``&term`` keeps only clusters also
 in that term, ``!term`` removes them. Unions apply first, then intersections, then exclusions, and
 the result keeps inventory order (as Ansible does).
@@ -32,7 +32,9 @@ def _term_members(term: str, inventory: InventorySpec) -> set[str]:
 
 
 def _terms(pattern: str) -> list[str]:
-    return [t.strip() for t in re.split(r"[,:]", pattern) if t.strip()]
+    """Split on ``,`` if the pattern has one (so a regex may contain ``:``), else on ``:``, as Ansible does."""
+    separator = "," if "," in pattern else ":"
+    return [t.strip() for t in pattern.split(separator) if t.strip()]
 
 
 def match_hosts(pattern: str, inventory: InventorySpec) -> tuple[str, ...]:

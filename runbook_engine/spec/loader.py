@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from runbook_engine.errors import Location, UserInputError, UserInputErrors
 from runbook_engine.spec import fields
 from runbook_engine.spec.catalog import ModuleCatalog, ModuleKind, arg_names, args_locations, pydantic_errors
-from runbook_engine.spec.filters import plain
-from runbook_engine.spec.hints import did_you_mean, similar
+from runbook_engine.spec.filters import plain, plain_mapping
+from runbook_engine.spec.hints import did_you_mean, similar, unique_errors
 from runbook_engine.spec.model import (
     CheckpointSpec,
     CheckSpec,
@@ -93,10 +93,11 @@ class _Errors:
         return None
 
     def raise_any(self) -> None:
-        if len(self.found) == 1:
-            raise self.found[0]
-        if self.found:
-            raise UserInputErrors(self.found)
+        found = unique_errors(self.found)
+        if len(found) == 1:
+            raise found[0]
+        if found:
+            raise UserInputErrors(found)
 
 
 def _and(first: Condition, second: Condition) -> Condition:
@@ -247,7 +248,7 @@ class PlaybookLoader:
                     "batch_over needs serial (the batch size)", phase.key_loc("batch_over"), hint="add serial: 10"
                 )
             return None
-        value = phase["serial"]
+        value: int | str = phase["serial"]
         if not _serial_ok(value):
             raise fields.wrong(phase, "serial", "a batch size > 0 or a percentage like '25%'", hint="e.g. serial: 5")
         if "batch_over" not in phase:
@@ -256,7 +257,7 @@ class PlaybookLoader:
                 phase.key_loc("serial"),
                 hint="add batch_over: \"{{ namespaces }}\"",
             )
-        return value  # type: ignore[no-any-return]
+        return value
 
     def _phase_tasks(self, phase: LocatedDict) -> tuple[TaskSpec, ...]:
         scope = _TaskScope(base_dir=self.dir, tasks_dir=self.dir)
@@ -439,8 +440,8 @@ class PlaybookLoader:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise fields.wrong(owner, module, "a mapping of arguments", hint=f"e.g. {module}:\\n  name: value")
-        return plain(value)  # type: ignore[no-any-return]
+            raise fields.wrong(owner, module, "a mapping of arguments", hint=f"e.g. {module}: {{name: value}}")
+        return plain_mapping(value)
 
     def _check_args(
         self, kind: ModuleKind, module: str, args: dict[str, Any], location: Location, locations: dict[str, Location]

@@ -1,6 +1,6 @@
 """Roles in Ansible's layout: finding them, reading their defaults, vars, dependencies and task files.
 
-A role directory holds ``tasks/main.yml``, ``defaults/main.yml``, ``vars/main.yml``,
+A role directory holds ``tasks/main.yml`` (or ``main.yaml``, likewise below), ``defaults/main.yml``, ``vars/main.yml``,
 ``meta/main.yml`` (``dependencies``), ``templates/`` and ``files/``. Roles are searched in
 ``<playbook dir>/roles``, ``<playbook dir>/../roles`` and each directory of ``RUNBOOK_ROLES_PATH``
 (separated by ``os.pathsep``), first match wins. The loader expands a role's tasks into the phase
@@ -16,7 +16,7 @@ from typing import Any
 
 from runbook_engine.errors import Location, UserInputError
 from runbook_engine.spec import fields
-from runbook_engine.spec.filters import plain
+from runbook_engine.spec.filters import plain_mapping
 from runbook_engine.spec.hints import did_you_mean
 from runbook_engine.spec.model import Condition, RoleSpec
 from runbook_engine.spec.yamlpos import LocatedList, load_yaml_file
@@ -68,13 +68,21 @@ def parse_role_entry(value: Any, location: Location) -> RoleRef:
     return RoleRef(name, where, fields.get_vars(entry), fields.get_condition(entry, "when"), fields.get_tags(entry))
 
 
-def _optional_mapping(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
+def main_file(directory: Path) -> Path | None:
+    """``<directory>/main.yml`` or ``main.yaml``, if either exists."""
+    for name in ("main.yml", "main.yaml"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _optional_mapping(path: Path | None, what: str) -> dict[str, Any]:
+    if path is None:
         return {}
     data = load_yaml_file(path, what=what)
     if data is None:
         return {}
-    return plain(fields.mapping(data, Location(str(path), 1, 1), what))  # type: ignore[no-any-return]
+    return plain_mapping(fields.mapping(data, Location(str(path), 1, 1), what))
 
 
 class RoleLibrary:
@@ -109,23 +117,23 @@ class RoleLibrary:
         )
 
     def _load(self, name: str, path: Path, location: Location) -> LoadedRole:
-        tasks_file = path / "tasks" / "main.yml"
-        tasks = load_yaml_file(tasks_file, what="role tasks") if tasks_file.is_file() else None
-        if tasks is not None:
-            tasks = fields.sequence(tasks, Location(str(tasks_file), 1, 1), f"role {name} tasks/main.yml")
-        dependencies = self._dependencies(path / "meta" / "main.yml")
+        tasks_file = main_file(path / "tasks")
+        tasks = load_yaml_file(tasks_file, what="role tasks") if tasks_file else None
+        if tasks_file and tasks is not None:
+            tasks = fields.sequence(tasks, Location(str(tasks_file), 1, 1), f"role {name} {tasks_file.name}")
+        dependencies = self._dependencies(main_file(path / "meta"))
         spec = RoleSpec(
             name=name,
             path=path,
-            defaults=_optional_mapping(path / "defaults" / "main.yml", "role defaults"),
-            vars=_optional_mapping(path / "vars" / "main.yml", "role vars"),
+            defaults=_optional_mapping(main_file(path / "defaults"), "role defaults"),
+            vars=_optional_mapping(main_file(path / "vars"), "role vars"),
             dependencies=tuple(d.name for d in dependencies),
             location=location,
         )
         return LoadedRole(spec, dependencies, tasks)
 
-    def _dependencies(self, meta_file: Path) -> tuple[RoleRef, ...]:
-        if not meta_file.is_file():
+    def _dependencies(self, meta_file: Path | None) -> tuple[RoleRef, ...]:
+        if meta_file is None:
             return ()
         meta = load_yaml_file(meta_file, what="role meta")
         if meta is None:

@@ -21,7 +21,7 @@ from jinja2 import meta, nodes
 
 from runbook_engine.errors import Location, UserInputError
 from runbook_engine.spec.catalog import ModuleCatalog, ModuleKind
-from runbook_engine.spec.hints import did_you_mean
+from runbook_engine.spec.hints import did_you_mean, unique_errors
 from runbook_engine.spec.hosts import select_clusters
 from runbook_engine.spec.loader import iter_tasks
 from runbook_engine.spec.model import CheckSpec, InventorySpec, PhaseSpec, PlaybookSpec, PlaySpec, TaskSpec
@@ -34,7 +34,7 @@ from runbook_engine.spec.templating import (
     single_expression,
     template_error,
 )
-from runbook_engine.spec.vars import BATCH_VAR, MAGIC_VARS
+from runbook_engine.spec.vars import BATCH_VAR, MAGIC_VARS, RESCUE_VARS
 
 SET_FACT = "set_fact"
 SPECIAL_TAGS = frozenset({"all", "always", "never", "tagged", "untagged"})
@@ -115,7 +115,7 @@ class _PlayCheck:
     # -- scopes --------------------------------------------------------------------------------
 
     def _declared_anywhere(self) -> set[str]:
-        names: set[str] = {BATCH_VAR}
+        names: set[str] = {BATCH_VAR, *RESCUE_VARS}
         for phase in self.play.phases:
             names |= set(phase.vars)
             for task in iter_tasks(phase.tasks):
@@ -228,7 +228,7 @@ class _PlayCheck:
         if task.is_block:
             self.conditions(task, ("when",), where, names)
             facts = self.tasks(task.block, names, facts)
-            facts = self.tasks(task.rescue, names | {"ansible_failed_task", "ansible_failed_result"}, facts)
+            facts = self.tasks(task.rescue, names | RESCUE_VARS, facts)
             return self.tasks(task.always, names, facts)
         self.values(task.loop, "loop", where, names)
         looped = names | ({task.loop_var} if task.loop is not None else set())
@@ -312,4 +312,5 @@ def check_playbook(
         errors.extend(_PlayCheck(playbook, play, inventory, clusters, extra).run())
     errors.extend(check_tags(playbook, tags, "--tags"))
     errors.extend(check_tags(playbook, skip_tags, "--skip-tags"))
-    return errors
+    return unique_errors(errors)
+

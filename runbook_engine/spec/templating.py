@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import yaml
@@ -116,10 +116,10 @@ def _template_line(location: Location | None, lineno: int | None) -> str:
 class _LazyVariables(Mapping[str, Any]):
     """Variables as Jinja sees them: templated on first use, cached, globals as fallback."""
 
-    def __init__(self, templar: Templar, raw: Mapping[str, Any]) -> None:
+    def __init__(self, templar: Templar, raw: Mapping[str, Any], literal: Collection[str]) -> None:
         self._templar = templar
         self._raw = raw
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {name: raw[name] for name in literal if name in raw}
         self._resolving: list[str] = []
 
     def __contains__(self, key: object) -> bool:
@@ -151,11 +151,16 @@ class _LazyVariables(Mapping[str, Any]):
 
 
 class Templar:
-    """Renders values and evaluates conditions against one set of variables."""
+    """Renders values and evaluates conditions against one set of variables.
 
-    def __init__(self, variables: Mapping[str, Any]) -> None:
+    Variables named in ``literal`` are used exactly as they are, never templated: pass the names of
+    registered results and facts, whose strings come from the cluster (a registered ConfigMap may
+    hold Go or Helm templates with ``{{ }}``) — Ansible's "unsafe" values.
+    """
+
+    def __init__(self, variables: Mapping[str, Any], *, literal: Collection[str] = ()) -> None:
         self._raw = variables
-        self._vars = _LazyVariables(self, variables)
+        self._vars = _LazyVariables(self, variables, literal)
 
     @property
     def variables(self) -> Mapping[str, Any]:

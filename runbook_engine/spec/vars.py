@@ -47,6 +47,7 @@ MAGIC_VARS: dict[str, str] = {
 }
 
 BATCH_VAR = "batch"  # the current batch of `batch_over`, in phases with `serial`
+RESCUE_VARS = frozenset({"ansible_failed_task"})  # set for the tasks of a block's `rescue:`
 
 Layer = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 

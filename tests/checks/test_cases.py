@@ -1,7 +1,8 @@
 """Checks on plain manifests, from case files (``cases/*.cases.yaml``): objects and args in, verdict out.
 
-``objects`` may nest lists (a YAML anchor of a group of objects). A case may carry a ``baseline`` (pods as the run's baseline saw them, same manifest form) and expects a
-status, the exact summary, and optionally the hint and evidence commands.
+``objects`` may nest lists (a YAML anchor of a group of objects). A case may carry a ``baseline``
+(pods as the run's baseline saw them, same manifest form) and expects a status, the exact summary,
+and optionally the hint and evidence commands.
 """
 
 from __future__ import annotations

@@ -45,11 +45,12 @@ def platform(anchor_days: float, issuer_days: float, ready: int = 1) -> tuple[li
 
 CASES: list[dict[str, Any]] = [
     {"id": "all valid", "anchor": 3000, "issuer": 300, "status": Status.PASS,
-     "summary": "Linkerd control plane ready; trust anchor (valid for 2999 more days: CN=root.linkerd.cluster.local, "
-                "expires 2035-02-09 12:00 UTC); issuer (valid for 299 more days: CN=identity.linkerd.cluster.local, "
+     "summary": "Linkerd control plane ready; trust anchor (valid for 3000 more days: CN=root.linkerd.cluster.local, "
+                "expires 2035-02-09 12:00 UTC); issuer (valid for 300 more days: CN=identity.linkerd.cluster.local, "
                 "expires 2027-09-19 12:00 UTC)"},
     {"id": "issuer expires soon", "anchor": 3000, "issuer": 10, "status": Status.FLAG,
-     "summary": "Linkerd: issuer (expires in 9 days: CN=identity.linkerd.cluster.local, expires 2026-12-03 12:00 UTC)"},
+     "summary": "Linkerd: issuer (expires in 10 days: CN=identity.linkerd.cluster.local, "
+                "expires 2026-12-03 12:00 UTC)"},
     {"id": "trust anchor expired", "anchor": -1, "issuer": 300, "status": Status.FAIL,
      "summary": "Linkerd: trust anchor (expired: CN=root.linkerd.cluster.local, expires 2026-11-22 12:00 UTC)"},
 ]
@@ -69,7 +70,8 @@ def test_an_unready_control_plane_fails_and_no_key_material_reaches_the_evidence
     assert verdict.summary == "Linkerd: linkerd-destination (0 of 1 updated replicas ready)"
     text = "\n".join(f"{e.command}\n{e.output}\n{e.note}" for e in verdict.evidence)
     body = "".join(key.splitlines()[1:-1])
-    assert "PRIVATE KEY" not in text and body[:40] not in text and base64.b64encode(key.encode()).decode()[:40] not in text
+    encoded = base64.b64encode(key.encode()).decode()
+    assert "PRIVATE KEY" not in text and body[:40] not in text and encoded[:40] not in text
     assert verdict.evidence[-1].command == ("kubectl get secret linkerd-identity-issuer -n linkerd -o "
                                             "jsonpath='{.data.crt\\.pem}' | base64 -d | openssl x509 -noout "
                                             "-subject -enddate")

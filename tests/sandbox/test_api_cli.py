@@ -16,8 +16,8 @@ SCENARIO = Path(__file__).parent / "api_cases" / "small_scenario.yaml"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runbook_engine.cli.sandbox_cmd", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
+    runbook = [sys.executable, "-c", "from runbook_engine.cli.main import main; main()"]
+    return subprocess.run([*runbook, "sandbox", *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def _core(state: Path) -> client.CoreV1Api:
@@ -60,4 +60,4 @@ def test_detached_sandbox_keeps_state_across_down_and_up(state: Path) -> None:
 
 def test_down_without_a_running_sandbox_is_an_error(tmp_path: Path) -> None:
     result = _cli("down", "--state", str(tmp_path / "nothing"))
-    assert result.returncode == 1 and "no sandbox is running" in result.stderr
+    assert result.returncode == 4 and "no sandbox is running" in result.stderr  # invalid input: nothing changed

@@ -627,3 +627,10 @@ def test_openapi_v3_declares_server_side_field_validation(api_server: SandboxSer
     patch = document["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
     assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
+
+
+@pytest.mark.parametrize(("body", "code"), [(b"k8s\x00\x0a\xff", 400), (b"not protobuf", 415)])
+def test_unreadable_protobuf_bodies_are_refused(api_server: SandboxServer, body: bytes, code: int) -> None:
+    status, error = raw(api_server, "POST", "/api/v1/namespaces/default/configmaps", body,
+                        "application/vnd.kubernetes.protobuf")
+    assert (status, error["code"]) == (code, code)

@@ -168,3 +168,14 @@ def test_scale(kubectl: Kubectl) -> None:
     kubectl.ok("apply", "-f", "-", stdin=DEPLOYMENT)
     kubectl.ok("scale", "deployment/web", "--replicas=3")
     assert _jsonpath(kubectl, "deploy/web", "{.spec.replicas}") == "3"
+
+
+def test_create_generators_for_simple_kinds(kubectl: Kubectl) -> None:
+    kubectl.ok("create", "namespace", "demo")
+    kubectl.ok("create", "configmap", "cfg", "-n", "demo", "--from-literal=mode=strict")
+    kubectl.ok("create", "secret", "generic", "creds", "-n", "demo", "--from-literal=password=hunter2")
+    kubectl.ok("create", "serviceaccount", "robot", "-n", "demo")
+    assert kubectl.ok("get", "-n", "demo", "cm", "cfg", "-o", "jsonpath={.data.mode}") == "strict"
+    assert kubectl.ok("get", "-n", "demo", "secret", "creds", "-o", "jsonpath={.data.password}") == "aHVudGVyMg=="
+    refused = kubectl.run("create", "deployment", "web", "--image=nginx", "-n", "demo")
+    assert refused.returncode == 1 and "send JSON or YAML instead" in refused.stderr

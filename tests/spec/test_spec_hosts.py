@@ -32,6 +32,8 @@ def inventory() -> InventorySpec:
         ("all:!canary", ("edge",)),
         ("e*", ("eu-1", "edge")),
         ("~^(lab|edge)$", ("lab", "edge")),
+        ("~^(?:lab|edge)$,eu", ("eu-1", "lab", "edge")),
+        ("canary,!lab", ("eu-1",)),
         ("nothing", ()),
     ],
 )

@@ -157,3 +157,22 @@ def test_serial_percentage_and_template_are_accepted(tmp_path: Path) -> None:
         - {name: b, serial: "{{ wave_size }}", batch_over: "{{ namespaces }}"}
     """)
     assert [p.serial for p in spec.plays[0].phases] == ["25%", "{{ wave_size }}"]
+
+
+def test_a_bad_task_in_a_role_used_twice_is_reported_once(tmp_path: Path) -> None:
+    _role(tmp_path / "roles", "web", "- pause: {}\n  regsiter: x\n")
+    with pytest.raises(UserInputError) as caught:
+        _load(tmp_path, "- hosts: prod\n  phases: [{name: a, roles: [web]}, {name: b, roles: [web]}]\n")
+    assert not isinstance(caught.value, UserInputErrors)
+    assert caught.value.message == "unknown task keyword 'regsiter'"
+
+
+def test_role_files_may_be_named_main_yaml(tmp_path: Path) -> None:
+    role = tmp_path / "roles" / "web"
+    (role / "tasks").mkdir(parents=True)
+    (role / "defaults").mkdir()
+    (role / "tasks" / "main.yaml").write_text("- pause: {prompt: '{{ greeting }}'}\n")
+    (role / "defaults" / "main.yaml").write_text("greeting: hello\n")
+    spec = _load(tmp_path, "- hosts: prod\n  phases: [{name: p, roles: [web]}]\n")
+    assert spec.roles["web"].defaults == {"greeting": "hello"}
+    assert [t.module for t in spec.plays[0].phases[0].tasks] == ["pause"]

@@ -172,3 +172,19 @@ def test_limit_narrows_the_hosts(tmp_path: Path) -> None:
     spec = load_playbook(path, catalog=CATALOG)
     errors = check_playbook(spec, load_inventory(INVENTORY), catalog=CATALOG, extra_vars={}, limit="eu-2")
     assert _messages(errors) == [f"hosts pattern 'eu-1' matches no cluster in {INVENTORY} with --limit eu-2"]
+
+
+def test_a_mistake_in_a_role_used_twice_is_reported_once(tmp_path: Path) -> None:
+    role = tmp_path / "roles" / "web" / "tasks"
+    role.mkdir(parents=True)
+    (role / "main.yml").write_text("- pause: {prompt: '{{ greting }}'}\n")
+    playbook = """
+    - hosts: prod
+      phases:
+        - {name: one, roles: [web]}
+        - {name: two, roles: [web]}
+    """
+    errors = _check(tmp_path, playbook)
+    assert [(e.location.line if e.location else 0, e.message) for e in errors] == [
+        (1, "undefined variable 'greting' in template '{{ greting }}'")
+    ]

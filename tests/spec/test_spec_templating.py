@@ -174,3 +174,12 @@ def test_the_sandbox_blocks_internals_and_mutation(templar: Templar, source: str
         templar.render(source, location=HERE)
     assert "unsafe" in caught.value.message or "sandbox" in caught.value.hint
     assert VARS["namespaces"] == ["apps", "payments"]
+
+
+def test_literal_variables_are_never_templated() -> None:
+    injector = {"data": {"config": "image: {{ .Values.global.proxy.image }}"}}
+    templar = Templar({"injector": injector, "ns": "{{ 'istio' }}-system"}, literal=["injector"])
+    assert templar.render("{{ injector.data.config }}") == "image: {{ .Values.global.proxy.image }}"
+    assert templar.render("{{ ns }}") == "istio-system"
+    with pytest.raises(UserInputError, match="in variable 'injector'"):
+        Templar({"injector": injector}).render("{{ injector }}")

@@ -127,9 +127,10 @@ class ApiApp:
             doc = discovery.resource_list(registry, parts[1], parts[2])
         elif path == "/openapi/v3":
             doc = discovery.openapi_index(registry)
-        elif parts[:2] == ["openapi", "v3"] and parts[2:3] in (["api"], ["apis"]):
-            gv = parts[3:]
-            doc = discovery.openapi_group_version(registry, *(["", *gv] if parts[2] == "api" else gv)[:2])
+        elif parts[:3] == ["openapi", "v3", "api"] and len(parts) == 4:
+            doc = discovery.openapi_group_version(registry, "", parts[3])
+        elif parts[:3] == ["openapi", "v3", "apis"] and len(parts) == 5:
+            doc = discovery.openapi_group_version(registry, parts[3], parts[4])
         else:
             return None
         if doc is None:

@@ -17,6 +17,7 @@ from runbook_engine.errors import ClusterError
 from runbook_engine.kube import merge
 from runbook_engine.kube.cluster import PatchType
 from runbook_engine.kube.refs import KindInfo
+from runbook_engine.sandbox.api import protobuf
 from runbook_engine.sandbox.api.status import ApiError, Cause, Reason, bad_request, invalid
 
 Obj = dict[str, Any]
@@ -35,7 +36,9 @@ def is_builtin(info: KindInfo) -> bool:
 
 def decode(body: bytes, content_type: str) -> Any:
     """A request body as data: YAML for apply patches and ``application/yaml``, JSON otherwise."""
-    if "protobuf" in content_type or "cbor" in content_type:
+    if "protobuf" in content_type:
+        return protobuf.decode_object(body)
+    if "cbor" in content_type:
         raise ApiError(
             415,
             f"the body of the request was in an unknown format ({content_type}) - accepted media types include: "

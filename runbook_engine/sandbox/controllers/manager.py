@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -92,7 +93,8 @@ class ControllerManager:
             NAMESPACE: NamespaceController(self.ctx),
         }
         self._cond = threading.Condition()
-        self._queue: dict[Key, None] = {}  # insertion-ordered set: FIFO without duplicates
+        self._queue: deque[Key] = deque()  # FIFO of keys to reconcile ...
+        self._queued: set[Key] = set()  # ... without duplicates
         self._timers: list[tuple[float, int, Key]] = []
         self._due: dict[Key, tuple[float, int, bool]] = {}
         self._seq = itertools.count()
@@ -225,8 +227,13 @@ class ControllerManager:
             return
         with self._cond:
             for key in keys:
-                self._queue[key] = None
+                self._push(key)
             self._cond.notify_all()
+
+    def _push(self, key: Key) -> None:
+        if key not in self._queued:
+            self._queued.add(key)
+            self._queue.append(key)
 
     # -- processing --------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -246,8 +253,8 @@ class ControllerManager:
                 self._promote_due(time.monotonic())
                 if not self._queue:
                     return done
-                key = next(iter(self._queue))
-                del self._queue[key]
+                key = self._queue.popleft()
+                self._queued.discard(key)
                 self._busy = True
                 self._current, self._worker_ident = key, threading.get_ident()
             try:
@@ -286,7 +293,7 @@ class ControllerManager:
             current = self._due.get(key)
             if current is not None and current[1] == seq:
                 del self._due[key]
-                self._queue[key] = None
+                self._push(key)
 
     def _next_due(self) -> float:
         with self._cond:

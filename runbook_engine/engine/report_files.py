@@ -1,0 +1,139 @@
+"""Writing a run's verification report to disk: at every pause and at the end of a run.
+
+``AutoReports`` is the engine's stop hook (``Engine(on_stop=...)``): when a run pauses, completes,
+fails or rolls back, it observes the platform while the run's cluster is still connected, keeps
+that picture in the journal (so ``runbook report`` reproduces it later), and writes the four formats
+to ``<state dir>/reports/<run_id>/`` — ``report.md``, ``report.html``, ``report.json`` and
+``report.junit.xml``. Each file is written to a temporary file in the same directory, synced and
+renamed over the old one, mode 0600: a reader never sees half a report.
+
+Besides the masking every report gets (credentials, tokens, private keys), reports written with
+the cluster connected mask every value of the cluster's Secrets that is at least
+``MIN_MASKED_LENGTH`` characters long; shorter values (``true``, a user name such as ``postgres``)
+would mask ordinary words all over the document.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from runbook_engine.engine.journal import RunStore
+from runbook_engine.engine.report_builder import (
+    ReportContext,
+    build_report,
+    journal_verdicts,
+    load_context,
+    observe_platform,
+    phase_names,
+    save_platform,
+)
+
+from runbook_engine.errors import ClusterError, RunbookError
+from runbook_engine.kube.cluster import Cluster
+from runbook_engine.kube.redact import secret_values
+from runbook_engine.report.model import RunReport
+from runbook_engine.report.render import SUFFIX, Format, render
+
+MIN_MASKED_LENGTH = 12
+REPORTS_DIR = "reports"
+
+
+def report_dir(state_dir: Path, run_id: str) -> Path:
+    """Where the reports of run ``run_id`` are kept."""
+    return state_dir / REPORTS_DIR / run_id
+
+
+def report_name(fmt: Format) -> str:
+    return f"report{SUFFIX[fmt]}"
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a synced temporary file and a rename; the file is mode 0600."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_reports(report: RunReport, directory: Path) -> dict[Format, Path]:
+    """Every format of ``report`` into ``directory`` (created mode 0700); returns the files by format."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return {fmt: write_atomic(directory / report_name(fmt), render(report, fmt)) for fmt in Format}
+
+
+def cluster_secrets(cluster: Cluster) -> set[str]:
+    """The cluster's Secret values worth masking by value; none when the API refuses to list Secrets."""
+    try:
+        secrets = cluster.list("v1", "Secret")
+    except ClusterError:
+        return set()
+    found: set[str] = set()
+    for secret in secrets:
+        found |= {v for v in secret_values({"apiVersion": "v1", "kind": "Secret", **secret})
+                  if len(v) >= MIN_MASKED_LENGTH}
+    return found
+
+
+def write_run_reports(store: RunStore, run_id: str, context: ReportContext, cluster: Cluster | None) -> Path:
+    """Observe the platform on ``cluster`` (when given), journal it, and write the run's four reports.
+
+    Without a cluster the picture saved at the run's last stop is used. Returns the reports' directory.
+    """
+    if store.directory is None:
+        raise RunbookError("reports are written beside a journal on disk, not for an in-memory journal")
+    record = store.get_run(run_id)
+    secrets: set[str] = set()
+    if cluster is not None:
+        names = phase_names(context, store.events(record.id), record)
+        save_platform(store, record.id, observe_platform(cluster, context, journal_verdicts(store, record.id, names)))
+        secrets = cluster_secrets(cluster)
+    report = build_report(store, record.id, context, secrets=secrets)
+    directory = report_dir(store.directory, record.id)
+    write_reports(report, directory)
+    return directory
+
+
+def _ignore(_: object) -> None:
+    """The default notification: nothing."""
+
+
+class AutoReports:
+    """The engine's stop hook: writes the run's reports whenever it pauses or ends.
+
+    ``on_written`` receives the reports' directory; ``on_error`` the reason a report could not be
+    written (a report failure never changes how the run ended).
+    """
+
+    def __init__(self, store: RunStore, *, on_written: Callable[[Path], None] = _ignore,
+                 on_error: Callable[[str], None] = _ignore) -> None:
+        self.store = store
+        self.on_written = on_written
+        self.on_error = on_error
+        self.written: dict[str, Path] = {}
+
+    def __call__(self, stopped: RunStopped) -> None:
+        if self.store.directory is None:
+            return
+        try:
+            directory = write_run_reports(self.store, stopped.run_id, self._context(stopped), stopped.cluster)
+        except (RunbookError, OSError, ValueError) as exc:
+            self.on_error(f"the report of run {stopped.run_id} was not written: {exc}")
+            return
+        self.written[stopped.run_id] = directory
+        self.on_written(directory)
+
+    def _context(self, stopped: RunStopped) -> ReportContext:
+        if stopped.playbook is None:
+            return load_context(self.store.get_run(stopped.run_id))
+        return ReportContext.of(stopped.playbook, stopped.inventory, stopped.cluster_name, stopped.variables)

@@ -1,0 +1,110 @@
+"""Every prediction checked against the sandbox: plan the rollout, execute it, exercise every flow after every phase.
+
+The planner (``runbook_engine.mesh``) and the sandbox's physics (``runbook_engine.sandbox.physics``) are
+independent implementations of the mesh's documented behaviour; for every flow of every phase, the
+outcome the plan predicts after the phase must be the outcome the sandbox shows once the phase ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from runbook_engine.engine.connect import Connector
+from runbook_engine.engine.events import Event, EventKind
+from runbook_engine.engine.journal import RunStatus, RunStore
+from runbook_engine.engine.modules import catalog
+from runbook_engine.engine.plan_model import PhaseStatus, Plan
+from runbook_engine.engine.planner import Planner, PlanOptions
+from runbook_engine.engine.runner import Engine, RunOptions
+from runbook_engine.kube.cluster import Cluster
+from runbook_engine.kube.flow import Flow, Outcome
+from runbook_engine.kube.kube_cluster import KubeCluster
+from runbook_engine.sandbox.app import MeshSandbox, build_sandbox
+from runbook_engine.sandbox.physics import ConnectionPhysics
+from runbook_engine.sandbox.physics import objects as sandbox_objects
+from runbook_engine.sandbox.physics.topology import NODE_IP, MeshView, Peer, PeerKind, Target, newest, pod_dataplane
+from runbook_engine.spec.inventory import load_inventory
+from runbook_engine.spec.loader import load_playbook
+from runbook_engine.spec.model import ClusterSpec
+
+from .conftest import CASES, write_demo_inventory
+
+
+def _service_port(view: MeshView, flow: Flow) -> bool:
+    svc = view.cp.store.get("v1", "Service", flow.dest_namespace or "", flow.dest_service)
+    return svc is not None and any(int(p.get("port", 0)) == flow.port for p in svc["spec"].get("ports") or [])
+
+
+def _kubelet_probe(server: MeshSandbox, flow: Flow) -> tuple[Outcome, list[str]]:
+    """A kubelet probe of ``<ns>/<workload>:<port>`` as the sandbox's kubelet makes it: to a pod, not a Service."""
+    view = MeshView.take(server.physics.control_plane)
+    pod = newest(view.workload_pods(flow.dest_namespace or "", flow.dest_service))
+    if pod is None:
+        return Outcome.RESET, [f"no pod of {flow.dest_host}"]
+    workload = sandbox_objects.workload_name(pod)
+    target = Target(host=sandbox_objects.pod_ip(pod), port=flow.port, namespace=flow.dest_namespace or "",
+                    target_port=flow.port, pod=pod, workload=workload, dataplane=pod_dataplane(pod), service=workload)
+    result = ConnectionPhysics(view, server.physics.identities).connect(
+        Peer(PeerKind.KUBELET, ip=NODE_IP), target, flow.protocol, flow.path)
+    return result.outcome, result.reasons
+
+
+def observe(server: MeshSandbox, flow: Flow) -> tuple[Outcome, list[str]]:
+    """What the sandbox shows for ``flow``; kubelet probes named by workload (no such Service port) go to a pod."""
+    if flow.source == "kubelet" and not _service_port(MeshView.take(server.physics.control_plane), flow):
+        return _kubelet_probe(server, flow)
+    result = server.physics.evaluate(flow)
+    return result.outcome, result.reasons
+
+
+class Observer:
+    """Runs the playbook on a sandbox and, after each phase, asks the sandbox's physics about each planned flow."""
+
+    def __init__(self, state: Path, plan: Plan) -> None:
+        self.state = state
+        self.plan = plan
+        self.server: MeshSandbox | None = None
+        self.mismatches: list[str] = []
+        self.compared = 0
+
+    @contextmanager
+    def connect(self, spec: ClusterSpec) -> Iterator[Cluster]:
+        assert spec.sandbox is not None
+        self.server = build_sandbox(self.state / "sandbox" / spec.name, spec.sandbox, port=0).start()
+        try:
+            yield KubeCluster.from_kubeconfig(self.server.kubeconfig, None, spec.name)
+        finally:
+            self.server.stop()
+
+    def __call__(self, event: Event) -> None:
+        if event.kind is not EventKind.PHASE_END or self.server is None:
+            return
+        for flow in self.plan.phase(event.phase).flows:
+            outcome, reasons = observe(self.server, flow.flow)
+            self.compared += 1
+            if outcome is not flow.after:
+                self.mismatches.append(f"{event.phase}: {flow.flow.id} predicted {flow.after.value} "
+                                       f"({'; '.join(flow.reasons)}), observed {outcome.value} "
+                                       f"({'; '.join(reasons)})")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_exceptions", [False, True], ids=["without exceptions", "with exceptions"])
+def test_every_predicted_outcome_is_the_observed_one(tmp_path: Path, with_exceptions: bool) -> None:
+    inventory = load_inventory(write_demo_inventory(tmp_path / "inventory"), extra_vars={})
+    playbook = load_playbook(CASES / "strict_rollout.yml", catalog=catalog())
+    extra = {"with_exceptions": with_exceptions}
+    [plan] = Planner(Connector(tmp_path / "plan-state")).plan(playbook, inventory, PlanOptions(extra_vars=extra))
+
+    observer = Observer(tmp_path / "run-state", plan)
+    engine = Engine(RunStore(tmp_path / "run-state"), connect=observer.connect, sink=observer)
+    [result] = engine.run(playbook, inventory, RunOptions(extra_vars=extra))
+
+    assert result.status is RunStatus.COMPLETED, result.reason
+    planned = [p for p in plan.phases if p.status is PhaseStatus.PLANNED]
+    assert observer.compared == sum(len(p.flows) for p in planned) > 0
+    assert observer.mismatches == [], "\n".join(observer.mismatches)
