@@ -87,6 +87,28 @@ def workload_ready(wl: Workload) -> tuple[bool, str]:
     return state.done, state.detail
 
 
+def readiness_evidence(workloads: list[Workload], stores: int) -> list[Evidence]:
+    """``kubectl get <kind>/<name>…`` per namespace with READY, and the rollout state of each as a note."""
+    proof = []
+    for ns in dict.fromkeys(wl.namespace for wl in workloads):
+        mine = [(i, wl) for i, wl in enumerate(workloads) if wl.namespace == ns]
+        refs = " ".join(f"{wl.kind.lower()}/{wl.name}" for _, wl in mine)
+        rows = [[f"{wl.kind.lower()}/{wl.name}", ready_count(wl)] for _, wl in mine]
+        note = "\n".join(f"{'datastore' if i < stores else 'dependent'} {wl.kind.lower()}/{wl.name}: "
+                         f"{workload_ready(wl)[1]}" for i, wl in mine)
+        proof.append(evidence(f"kubectl get {refs} -n {ns}", table(["NAME", "READY"], rows), note))
+    return proof
+
+
+def ready_count(wl: Workload) -> str:
+    status, spec = wl.obj.get("status") or {}, wl.obj.get("spec") or {}
+    if wl.kind == "DaemonSet":
+        return f"{status.get('numberReady', 0)}/{status.get('desiredNumberScheduled', 0)}"
+    if wl.kind == "Pod":
+        return "1/1" if pod_ready(wl.obj) else "0/1"
+    return f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}"
+
+
 @register
 class DatastoreDependentsReady(Check[DatastoreDependentsArgs]):
     name = "datastore_dependents_ready"
@@ -99,17 +121,14 @@ class DatastoreDependentsReady(Check[DatastoreDependentsArgs]):
         stores = named(view, args.datastores, args.namespaces)
         deps = self._dependents(view, args, {wl.key for wl in stores})
         before = ctx.baseline.unhealthy_owners() if ctx.baseline is not None else set()
-        findings, rows = [], []
-        for role, wl in [("datastore", w) for w in stores] + [("dependent", w) for w in deps]:
+        findings = []
+        for wl in [*stores, *deps]:
             ok, detail = workload_ready(wl)
             status = Status.PASS if ok else (
                 Status.PREEXISTING if f"{wl.namespace}/{wl.kind}/{wl.name}" in before else Status.FAIL)
             findings.append(Finding(status, wl.key, detail + (", as before the run" if status is Status.PREEXISTING
                                                               else "")))
-            rows.append([role, f"{wl.kind}/{wl.name}", wl.namespace, detail])
-        proof = [evidence("kubectl rollout status <kind>/<name> -n <namespace> --watch=false (each workload)",
-                          table(["ROLE", "WORKLOAD", "NAMESPACE", "ROLLOUT"], rows))]
-        return self._conclude(ctx, findings, len(stores), proof)
+        return self._conclude(ctx, findings, len(stores), readiness_evidence([*stores, *deps], len(stores)))
 
     @staticmethod
     def _dependents(view: MeshView, args: DatastoreDependentsArgs, stores: set[str]) -> list[Workload]:

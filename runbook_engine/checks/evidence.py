@@ -118,14 +118,24 @@ PA_COMMAND = ("kubectl get peerauthentications.security.istio.io -A -o custom-co
               "PORTS:.spec.portLevelMtls,CREATED:.metadata.creationTimestamp")
 
 
+def go_value(value: Any) -> str:
+    """A value as kubectl's custom columns print it (Go formatting): ``map[app:vault]``, ``[a b]``."""
+    if isinstance(value, Mapping):
+        return "map[" + " ".join(f"{k}:{go_value(v)}" for k, v in sorted(value.items(), key=lambda i: str(i[0]))) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_value(v) for v in value) + "]"
+    return str(value)
+
+
 def pa_table(policies: Sequence[Mapping[str, Any]]) -> str:
     """PeerAuthentications as ``PA_COMMAND`` prints them."""
     rows = []
     for pa in policies:
         meta, spec = pa.get("metadata") or {}, pa.get("spec") or {}
-        ports = {str(k): (v or {}).get("mode") for k, v in (spec.get("portLevelMtls") or {}).items()}
+        selector = (spec.get("selector") or {}).get("matchLabels")
+        ports = spec.get("portLevelMtls")
         rows.append([str(meta.get("namespace", "")), str(meta.get("name", "")),
                      str((spec.get("mtls") or {}).get("mode") or "<none>"),
-                     str((spec.get("selector") or {}).get("matchLabels") or "<none>"),
-                     str(ports or "<none>"), str(meta.get("creationTimestamp") or "")])
+                     go_value(selector) if selector else "<none>", go_value(ports) if ports else "<none>",
+                     str(meta.get("creationTimestamp") or "")])
     return table(["NAMESPACE", "NAME", "MODE", "SELECTOR", "PORTS", "CREATED"], rows) if rows else "No resources found"

@@ -28,7 +28,7 @@ from runbook_engine.checks.evidence import Finding, conclude, evidence, listing,
 from runbook_engine.checks.live import live_view
 from runbook_engine.checks.membership import opted_out, workloads_in
 from runbook_engine.checks.probe import DEFAULT_TIMEOUT, OPENSSL_IMAGE, ProbeResult, ProbeSpec, run_probes
-from runbook_engine.mesh import MeshView, workload_enrolment
+from runbook_engine.mesh import MeshView
 from runbook_engine.mesh.identity import istio_spiffe_id
 from runbook_engine.report.verdict import Section, Status, Verdict
 
@@ -195,12 +195,11 @@ class SharedIdentities(Check[SharedIdentitiesArgs]):
         rows = []
         for wl in [w for w in workloads_in(view, args.namespaces) if not opted_out(w)]:
             groups[f"{wl.namespace}/{wl.service_account}"].append(wl.name)
-            rows.append([wl.namespace, f"{wl.kind}/{wl.name}", wl.service_account,
-                         "yes" if workload_enrolment(view, wl).meshed else "no"])
+            rows.append([wl.namespace, wl.kind, wl.name, wl.service_account])
         findings = [self._judge(sa, names, args.allowed) for sa, names in sorted(groups.items()) if len(names) > 1]
         proof = [evidence(f"kubectl get deploy,sts,ds -n {ns} -o custom-columns=KIND:.kind,NAME:.metadata.name,"
                           "SERVICEACCOUNT:.spec.template.spec.serviceAccountName",
-                          table(["WORKLOAD", "SERVICEACCOUNT", "MESHED"], [r[1:] for r in rows if r[0] == ns]))
+                          table(["KIND", "NAME", "SERVICEACCOUNT"], [r[1:] for r in rows if r[0] == ns]))
                           for ns in args.namespaces]
         status = worst(f.status for f in findings)
         data = {"shared": {f.subject: groups[f.subject] for f in findings}}

@@ -10,7 +10,9 @@ template. Probe pods that checks create are not workloads and are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pydantic import Field
 
@@ -20,6 +22,7 @@ from runbook_engine.checks.live import live_view
 from runbook_engine.checks.probe import MANAGED_BY, PROBE_LABEL
 from runbook_engine.kube.selectors import parse_selector
 from runbook_engine.mesh import Enrolment, MeshView, ProxyForm, Workload, pod_enrolment, workload_enrolment
+from runbook_engine.mesh.model import name_of
 from runbook_engine.report.verdict import Evidence, Section, Status, Verdict
 
 OPT_OUT_LABELS = {"sidecar.istio.io/inject": "false", "istio.io/dataplane-mode": "none"}
@@ -67,17 +70,25 @@ def form_text(enrolment: Enrolment) -> str:
     return f"{enrolment.mesh.value}/{enrolment.form.value}" if enrolment.meshed else "none"
 
 
-def membership_evidence(view: MeshView, namespaces: list[str], rows: list[list[str]]) -> list[Evidence]:
+def pod_rows(wl: Workload) -> list[list[str]]:
+    """``NAME CONTAINERS INIT`` of each pod, as ``PODS_COLUMNS`` prints them."""
+    def names(pod: Mapping[str, Any], key: str) -> str:
+        return ",".join(str(c.get("name")) for c in (pod.get("spec") or {}).get(key) or []) or "<none>"
+    return [[name_of(p), names(p, "containers"), names(p, "initContainers")] for p in wl.pods]
+
+
+def membership_evidence(view: MeshView, namespaces: list[str], seen: list[tuple[Workload, Enrolment]]
+                        ) -> list[Evidence]:
+    """The namespaces' labels, and their pods' containers with each workload's enrolment as a note."""
     proof = [evidence(f"kubectl get namespace {ns} -o jsonpath='{{.metadata.labels}}'",
-                      str(view.namespace_labels(ns))) for ns in namespaces]
-    proof += [evidence(f"kubectl get pods -n {ns} {PODS_COLUMNS}",
-                       table(["WORKLOAD", "PROXY", "PODS"], [r[1:] for r in rows if r[0] == ns]))
-              for ns in namespaces]
+                      json.dumps(view.namespace_labels(ns), separators=(",", ":"))) for ns in namespaces]
+    for ns in namespaces:
+        mine = [(wl, e) for wl, e in seen if wl.namespace == ns]
+        rows = [r for wl, _ in mine for r in pod_rows(wl)]
+        note = "\n".join(f"{wl.kind}/{wl.name}: {form_text(e)}" for wl, e in mine)
+        proof.append(evidence(f"kubectl get pods -n {ns} {PODS_COLUMNS}",
+                              table(["NAME", "CONTAINERS", "INIT"], rows) if rows else "No resources found", note))
     return proof
-
-
-def row(wl: Workload, enrolment: Enrolment) -> list[str]:
-    return [wl.namespace, f"{wl.kind}/{wl.name}", form_text(enrolment), str(len(wl.pods))]
 
 
 class MeshedWorkloadsArgs(Exclusions):
@@ -95,7 +106,7 @@ class MeshedWorkloads(Check[MeshedWorkloadsArgs]):
     def run(self, ctx: CheckContext, args: MeshedWorkloadsArgs) -> Verdict:
         view = live_view(ctx.cluster)
         before = ctx.baseline.unhealthy_owners() if ctx.baseline is not None else set()
-        findings, rows, forms = [], [], {}
+        findings, seen, forms = [], [], {}
         for wl in workloads_in(view, args.namespaces):
             if args.covers(wl):
                 continue
@@ -104,10 +115,10 @@ class MeshedWorkloads(Check[MeshedWorkloadsArgs]):
             if finding.status is Status.FAIL and f"{wl.namespace}/{wl.kind}/{wl.name}" in before:
                 finding = Finding(Status.PREEXISTING, finding.subject, f"{finding.detail}; unhealthy before the run")
             findings.append(finding)
-            rows.append(row(wl, enrolment))
+            seen.append((wl, enrolment))
             if enrolment.meshed:
                 forms[wl.key] = enrolment.form.value
-        proof = membership_evidence(view, args.namespaces, rows)
+        proof = membership_evidence(view, args.namespaces, seen)
         return self._conclude(ctx, findings, forms, proof)
 
     @staticmethod
@@ -169,12 +180,9 @@ class ExcludedWorkloads(Check[ExcludedWorkloadsArgs]):
     def run(self, ctx: CheckContext, args: ExcludedWorkloadsArgs) -> Verdict:
         view = live_view(ctx.cluster)
         chosen = [wl for wl in workloads_in(view, args.namespaces) if args.covers(wl)]
-        findings, rows = [], []
-        for wl in chosen:
-            enrolment = workload_enrolment(view, wl)
-            findings.append(self._judge(wl, enrolment))
-            rows.append(row(wl, enrolment))
-        proof = membership_evidence(view, args.namespaces, rows)
+        seen = [(wl, workload_enrolment(view, wl)) for wl in chosen]
+        findings = [self._judge(wl, enrolment) for wl, enrolment in seen]
+        proof = membership_evidence(view, args.namespaces, seen)
         status = worst((f.status for f in findings), Status.NO_DATA)
         data = {"excluded": [f.subject for f in findings]}
         if status is Status.NO_DATA:

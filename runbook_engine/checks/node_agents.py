@@ -59,11 +59,17 @@ def coverage(nodes: list[str], pods: Mapping[str, list[Obj]], app: str) -> list[
 def agents_table(nodes: list[str], pods: Mapping[str, list[Obj]]) -> str:
     rows = []
     for node in nodes:
-        rows += [[node, str(p["metadata"]["name"]), pod_status_text(p), str(pod_ready(p)).lower()]
-                 for p in pods.get(node, [])]
+        rows += [[node, str(p["metadata"]["name"]), str((p.get("status") or {}).get("phase") or "Unknown"),
+                  ready_column(p)] for p in pods.get(node, [])]
         if not pods.get(node):
             rows.append([node, "<none>", "-", "-"])
     return table(["NODE", "POD", "STATUS", "READY"], rows)
+
+
+def ready_column(pod: Mapping[str, Any]) -> str:
+    """``.status.containerStatuses[*].ready`` as kubectl prints it: ``true,false``."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return ",".join(str(bool(s.get("ready"))).lower() for s in statuses) or "<none>"
 
 
 def pods_command(namespace: str, app: str) -> str:

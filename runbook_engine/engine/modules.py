@@ -28,4 +28,5 @@ def catalog() -> ModuleCatalog:
     return ModuleCatalog(
         actions={name: cls.Args for name, cls in ACTIONS.items()},
         checks={name: cls.Args for name, cls in CHECKS.items()},
+        conditions={name: cls.condition_args for name, cls in ACTIONS.items() if cls.condition_args},
     )

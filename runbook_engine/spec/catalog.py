@@ -29,6 +29,8 @@ class ModuleCatalog:
 
     actions: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     checks: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    #: action name → arguments whose entries are bare conditions (``assert``'s ``that``), evaluated at run time
+    conditions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def names(self, kind: ModuleKind) -> Mapping[str, type[BaseModel]]:
         return self.actions if kind is ModuleKind.ACTION else self.checks

@@ -451,7 +451,12 @@ class PlaybookLoader:
         try:
             model.model_validate(args)
         except ValidationError as exc:
-            kept = [e for e in exc.errors() if not _templated(tuple(e["loc"]), args)]
+            conditions = self.catalog.conditions.get(module, ()) if kind is ModuleKind.ACTION else ()
+            kept = [
+                e
+                for e in exc.errors()
+                if not _templated(tuple(e["loc"]), args) and not (e["loc"] and e["loc"][0] in conditions)
+            ]
             if not kept:
                 return
             errors = pydantic_errors(

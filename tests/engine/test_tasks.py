@@ -161,3 +161,14 @@ def test_check_mode_counts_changes_without_writing(engine: Engine, cluster: Memo
     assert diffs == ["create ConfigMap/sre/first", "create ConfigMap/sre/second", "create ConfigMap/sre/third"]
     results = [e.data["status"] for e in recorder.events if e.kind is EventKind.TASK_RESULT]
     assert results.count(TaskStatus.CHANGED.value) == 3
+
+
+@pytest.mark.parametrize(("replicas", "expected"), [("3", RunStatus.COMPLETED), ("1", RunStatus.PAUSED)])
+def test_assert_conditions_load_and_decide_at_run_time(
+    engine: Engine, cluster: MemoryCluster, tmp_path: Path, replicas: str, expected: RunStatus
+) -> None:
+    _, status, reason = _run(engine, _playbook(tmp_path, "assert_conditions.yml", replicas=replicas))
+    assert status is expected, reason
+    assert (_cm(cluster, "asserted") is not None) is (expected is RunStatus.COMPLETED)
+    if expected is RunStatus.PAUSED:
+        assert "need at least 2 replicas, have 1" in reason

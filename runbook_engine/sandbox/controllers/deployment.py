@@ -93,9 +93,12 @@ class DeploymentController:
             self._scale_up(new, old, budget)
             self._scale_down(new, old, budget)
         pruned = self._prune_history(deploy, old)
-        deploy = self._record_revision(deploy, new)
         sets = [new, *(rs for rs in old if rs["metadata"]["name"] not in pruned)]
-        write_status(self.ctx.store, deploy, self._status(deploy, new, sets))
+        status = self._status(deploy, new, sets)
+        # the revision annotation and the status go out in one write
+        if annotate(deploy, REVISION_ANNOTATION, str(_revision(new))) or deploy.get("status") != status:
+            deploy["status"] = status
+            self.ctx.store.update(deploy, expect_rv=str(deploy["metadata"]["resourceVersion"]))
         return None
 
     # -- the new ReplicaSet ------------------------------------------------------------------
@@ -213,11 +216,6 @@ class DeploymentController:
         for rs in doomed:
             self.ctx.store.delete(*REPLICA_SET, rs["metadata"]["namespace"], rs["metadata"]["name"])
         return {rs["metadata"]["name"] for rs in doomed}
-
-    def _record_revision(self, deploy: Obj, new: Obj) -> Obj:
-        if annotate(deploy, REVISION_ANNOTATION, str(_revision(new))):
-            return self.ctx.store.update(deploy, expect_rv=str(deploy["metadata"]["resourceVersion"]))
-        return deploy
 
     # -- status ------------------------------------------------------------------------------
     def _status(self, deploy: Obj, new: Obj | None, sets: list[Obj]) -> dict[str, Any]:
