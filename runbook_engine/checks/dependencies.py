@@ -201,8 +201,9 @@ class ExternalDbExceptions(Check[ExternalDbArgs]):
         entry = find_service_entry(view, host, port)
         dr = find_destination_rule(view, host, client_ns=flows[0].source_namespace, dest_ns=None)
         mode, where = dr_tls(dr, port) if dr is not None else (None, "")
-        seen = (f"ServiceEntry {ref(entry[0]) if entry else 'missing'}; DestinationRule "
-                f"{where + ' ' + mode.value if mode else 'tls for this port missing'}; callers {callers}")
+        entry_text = ref(entry[0]) if entry else f"no ServiceEntry for port {port}"
+        rule_text = f"{where} {mode.value}" if mode else f"no DestinationRule tls for port {port}"
+        seen = f"{entry_text}; {rule_text}; callers {callers}"
         if mode in (ClientTls.SIMPLE, ClientTls.MUTUAL, ClientTls.ISTIO_MUTUAL):
             return Finding(Status.FAIL, subject, seen)
         if entry is None or mode is not ClientTls.DISABLE:

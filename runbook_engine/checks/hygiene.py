@@ -176,7 +176,8 @@ class PodsNotStuck(Check[PodsNotStuckArgs]):
             findings.append(Finding(Status.PREEXISTING if old else Status.FAIL, f"{ns}/{pod['metadata']['name']}",
                                     why))
             stuck.append(pod)
-        proof = [evidence(self._command(args), pods_table(stuck, True) if stuck else "No stuck pods"),
+        one_ns = args.namespaces is not None and len(args.namespaces) == 1
+        proof = [evidence(self._command(args), pods_table(stuck, not one_ns) if stuck else "No stuck pods"),
                  *self._logs(ctx, stuck[:MAX_LOGS])]
         return self._conclude(ctx, findings, len(pods), proof)
 

@@ -41,6 +41,11 @@ ENROLMENT_ANNOTATIONS = ("linkerd.io/inject", "sidecar.istio.io/inject", "config
 NOT_MESHED_LABELS = {"sidecar.istio.io/inject": "false", "istio.io/dataplane-mode": "none"}
 NOT_MESHED_ANNOTATIONS = {"linkerd.io/inject": "disabled"}
 HOLD_FOR_PROXY = {"proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'}
+#: https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted
+POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                      "capabilities": {"drop": ["ALL"]}}
+RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}}
 
 
 @dataclass(frozen=True)
@@ -104,11 +109,15 @@ def pod_name(batch: str, key: str) -> str:
 
 
 def probe_pod(spec: ProbeSpec, name: str, batch: str) -> Obj:
+    """The probe's Pod: admissible under the ``restricted`` Pod Security Standard and small resource quotas."""
+    container = {"name": CONTAINER, "image": spec.image, "command": list(spec.command),
+                 "securityContext": CONTAINER_SECURITY, "resources": RESOURCES}
     pod_spec: Obj = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": 0,
         "automountServiceAccountToken": False,
-        "containers": [{"name": CONTAINER, "image": spec.image, "command": list(spec.command)}],
+        "securityContext": POD_SECURITY,
+        "containers": [container],
     }
     if spec.service_account:
         pod_spec["serviceAccountName"] = spec.service_account

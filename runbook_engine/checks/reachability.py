@@ -69,6 +69,7 @@ class FlowCheck:
     proof: Evidence
     http_code: str = ""
     detail: str = ""
+    invalid: bool = False  # the flow names a caller that does not exist: a failure, not missing data
 
     @property
     def as_expected(self) -> bool:
@@ -77,7 +78,7 @@ class FlowCheck:
     def finding(self) -> Finding:
         seen = self.detail or (self.outcome.value if self.outcome else "not observed")
         if self.outcome is None:
-            return Finding(Status.NO_DATA, self.flow.id, seen)
+            return Finding(Status.FAIL if self.invalid else Status.NO_DATA, self.flow.id, seen)
         if self.as_expected:
             return Finding(Status.PASS, self.flow.id, f"{seen}, {self.how.value}")
         want = self.flow.expect or Outcome.OK.value
@@ -178,9 +179,9 @@ def exercise(ctx: CheckContext, view: MeshView, flows: Sequence[Flow], urls: Map
         else:
             spec = probe_spec(view, flow, f"{i}/{flow.id}")
             if spec is None:
-                checks[i] = FlowCheck(flow, How.PROBE, Outcome.RESET, Evidence(
+                checks[i] = FlowCheck(flow, How.PROBE, None, Evidence(
                     f"kubectl get deploy,sts,ds -n {flow.source_namespace} {flow.source_workload}", "NotFound"),
-                    detail=f"caller {flow.source} not found")
+                    detail=f"caller {flow.source} not found", invalid=True)
             else:
                 specs[spec.key] = (i, spec)
     for result in run_probes(ctx.cluster, [s for _, s in specs.values()], timeout):
@@ -266,8 +267,7 @@ class ControlsUnaffected(Check[ControlsUnaffectedArgs]):
     def run(self, ctx: CheckContext, args: ControlsUnaffectedArgs) -> Verdict:
         view = live_view(ctx.cluster)
         health = PodsHealthy().run(ctx, PodsHealthyArgs(namespace=list(args.namespaces)))
-        findings = [Finding(health.status if health.status is not Status.NO_DATA else Status.PASS, "pods",
-                            health.summary)]
+        findings = [Finding(health.status, "pods", health.summary)]
         for wl in workloads_in(view, args.namespaces):
             enrolment = workload_enrolment(view, wl)
             if enrolment.meshed:

@@ -37,7 +37,7 @@ from runbook_engine.engine.runner import RunOptions, phases_for
 from runbook_engine.errors import RunbookError
 from runbook_engine.kube.cluster import Cluster
 from runbook_engine.kube.flow import Flow, Outcome
-from runbook_engine.kube.redact import redact_text
+from runbook_engine.kube.redact import is_secret, redact_text, secret_values
 from runbook_engine.kube.selectors import parse_selector
 from runbook_engine.mesh import Mesh, MeshView, ProxyForm, Workload, evaluate_flow, workload_enrolment
 from runbook_engine.mesh.model import age_key
@@ -51,6 +51,9 @@ from runbook_engine.spec.vars import Scope, merge_scopes
 
 #: The journal slot (``RunStore.save_vars``) holding the platform picture observed at the last stop.
 PLATFORM_SLOT = "report:platform"
+#: Secret values shorter than this are not masked by value: ``true`` or a user name such as ``postgres``
+#: would be masked wherever the word appears. Credentials, tokens and keys are masked by pattern anyway.
+MIN_MASKED_LENGTH = 12
 SCOPE_LISTS = ("mesh_workloads", "worker_workloads", "ingress_workloads", "excluded_workloads")
 _FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ROLLED_BACK)
 _FORM_TEXT = {ProxyForm.NATIVE_SIDECAR: "native sidecar", ProxyForm.CONTAINER: "sidecar container",
@@ -395,11 +398,27 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def maskable(values: Iterable[str]) -> set[str]:
+    """The Secret values worth masking wherever they appear (see ``MIN_MASKED_LENGTH``)."""
+    return {v for v in values if len(v) >= MIN_MASKED_LENGTH}
+
+
+def journal_secrets(store: RunStore, run_id: str) -> set[str]:
+    """Values of every Secret the run created, changed or deleted (its journaled images)."""
+    found: set[str] = set()
+    for record in store.changes(run_id):
+        for image in (record.change.before, record.change.after):
+            if image is not None and is_secret(image):
+                found |= secret_values(image)
+    return maskable(found)
+
+
 def build_report(store: RunStore, run_id: str, context: ReportContext, *, platform: Platform | None = None,
                  secrets: Iterable[str] = (), now: dt.datetime | None = None) -> RunReport:
     """The report of run ``run_id`` from its journal; ``platform`` defaults to the picture saved at its last stop.
 
-    Every string is masked (credentials, tokens, private keys, and the given ``secrets`` values).
+    Every string is masked: credentials, tokens and private keys by pattern; by value, every Secret the
+    run changed and the given ``secrets`` (the cluster's, when the caller has it connected).
     """
     record = store.get_run(run_id)
     events = store.events(record.id)
@@ -416,7 +435,7 @@ def build_report(store: RunStore, run_id: str, context: ReportContext, *, platfo
         workloads=platform.workloads if platform else (), flows=platform.flows if platform else (),
         generated_at=_stamp(now),
     )
-    scrubbed: RunReport = scrub(report, secrets)
+    scrubbed: RunReport = scrub(report, {*secrets, *journal_secrets(store, record.id)})
     return scrubbed
 
 

@@ -7,10 +7,9 @@ to ``<state dir>/reports/<run_id>/`` — ``report.md``, ``report.html``, ``repor
 ``report.junit.xml``. Each file is written to a temporary file in the same directory, synced and
 renamed over the old one, mode 0600: a reader never sees half a report.
 
-Besides the masking every report gets (credentials, tokens, private keys), reports written with
-the cluster connected mask every value of the cluster's Secrets that is at least
-``MIN_MASKED_LENGTH`` characters long; shorter values (``true``, a user name such as ``postgres``)
-would mask ordinary words all over the document.
+Besides the masking every report gets (credentials, tokens and private keys by pattern, the values
+of every Secret the run changed), reports written with the cluster connected mask every value of
+the cluster's Secrets (see ``report_builder.MIN_MASKED_LENGTH``).
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from runbook_engine.engine.report_builder import (
     build_report,
     journal_verdicts,
     load_context,
+    maskable,
     observe_platform,
     phase_names,
     save_platform,
@@ -37,7 +37,6 @@ from runbook_engine.kube.redact import secret_values
 from runbook_engine.report.model import RunReport
 from runbook_engine.report.render import SUFFIX, Format, render
 
-MIN_MASKED_LENGTH = 12
 REPORTS_DIR = "reports"
 
 
@@ -80,9 +79,8 @@ def cluster_secrets(cluster: Cluster) -> set[str]:
         return set()
     found: set[str] = set()
     for secret in secrets:
-        found |= {v for v in secret_values({"apiVersion": "v1", "kind": "Secret", **secret})
-                  if len(v) >= MIN_MASKED_LENGTH}
-    return found
+        found |= secret_values({"apiVersion": "v1", "kind": "Secret", **secret})
+    return maskable(found)
 
 
 def write_run_reports(store: RunStore, run_id: str, context: ReportContext, cluster: Cluster | None) -> Path:

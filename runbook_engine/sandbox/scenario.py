@@ -32,6 +32,7 @@ from runbook_engine.errors import ConflictError, Location, UserInputError, UserI
 from runbook_engine.kube.flow import Flow
 from runbook_engine.kube.refs import KindRegistry, default_registry
 from runbook_engine.sandbox.controllers.crashloop import CrashLoop, is_crashloop
+from runbook_engine.sandbox.controllers.util import gc_paused
 from runbook_engine.sandbox.store import Obj, Store, crd_kinds
 
 TOP_LEVEL_KEYS = ("name", "description", "nodes", "include", "manifests", "flows", "faults")
@@ -149,7 +150,8 @@ def load_scenario(path: Path) -> Scenario:
 
 def parse_scenario(text: str, path: Path) -> Scenario:
     """Validate scenario text read from ``path`` (includes are resolved relative to it)."""
-    docs = _documents(text, str(path))
+    with gc_paused():
+        docs = _documents(text, str(path))
     if len(docs) != 1 or not isinstance(docs[0].data, dict):
         where = docs[0].location(()) if docs else Location(str(path), 1, 1)
         raise UserInputError("a scenario is one YAML mapping", where, hint="start with `name: <scenario name>`")

@@ -45,6 +45,7 @@ from runbook_engine.sandbox.controllers.util import (
     STATEFUL_SET,
     Wake,
     controller_uid,
+    gc_paused,
     key_of,
     labels_of,
 )
@@ -140,6 +141,10 @@ class ControllerManager:
         self._attach()
         if not self._synced:
             self.resync()
+        with gc_paused():
+            self._settle(timeout)
+
+    def _settle(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not self._quiescent():
             if time.monotonic() > deadline:
