@@ -8,6 +8,7 @@ output goes through ``redact_text`` so that no token or private key reaches a re
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,11 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or word + 's'}"
 
 
+def every(n: int, word: str) -> str:
+    """``all 3 flows``, but ``the 1 flow``."""
+    return f"{'the' if n == 1 else 'all'} {plural(n, word)}"
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], limit: int = MAX_ROWS) -> str:
     """Rows aligned in columns, as kubectl prints them."""
     shown = [list(header), *[list(r) for r in rows[:limit]]]
@@ -76,6 +82,14 @@ def jsonpath(resource: str, name: str | None, namespace: str | None, path: str) 
     where = ns_flag(namespace) if namespace else (" -A" if name is None else "")
     target = f" {name}" if name else ""
     return f"kubectl get {resource}{target}{where} -o jsonpath='{path}'"
+
+
+def without_credentials(url: str) -> str:
+    """The URL without its user and password, for evidence: ``https://host:9090/prom/``."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def evidence(command: str, output: str, note: str = "") -> Evidence:

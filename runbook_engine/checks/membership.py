@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from runbook_engine.checks.base import Check, CheckArgs, CheckContext, register
-from runbook_engine.checks.evidence import Finding, conclude, evidence, listing, plural, summary_of, table, worst
+from runbook_engine.checks.evidence import Finding, conclude, every, evidence, listing, plural, summary_of, table, worst
 from runbook_engine.checks.live import live_view
 from runbook_engine.checks.probe import MANAGED_BY, PROBE_LABEL
 from runbook_engine.kube.selectors import parse_selector
@@ -40,8 +40,9 @@ class Exclusions(CheckArgs):
     def covers(self, wl: Workload) -> bool:
         if wl.name in self.excluded or wl.key in self.excluded:
             return True
-        return bool(self.excluded_selector) and parse_selector(self.excluded_selector or "").matches(
-            wl.template_labels)
+        if not self.excluded_selector:
+            return False
+        return parse_selector(self.excluded_selector).matches(wl.template_labels)
 
 
 def is_probe(wl: Workload) -> bool:
@@ -119,7 +120,8 @@ class MeshedWorkloads(Check[MeshedWorkloadsArgs]):
             if enrolment.meshed:
                 forms[wl.key] = enrolment.form.value
         proof = membership_evidence(view, args.namespaces, seen)
-        return self._conclude(ctx, findings, forms, proof)
+        kinds = {f"{wl.namespace}/{wl.name}": wl.kind.lower() for wl, _ in seen}
+        return self._conclude(ctx, findings, forms, kinds, proof)
 
     @staticmethod
     def _judge(view: MeshView, wl: Workload, enrolment: Enrolment, args: MeshedWorkloadsArgs) -> Finding:
@@ -137,7 +139,7 @@ class MeshedWorkloads(Check[MeshedWorkloadsArgs]):
             return Finding(Status.FLAG, subject, "opted out of the mesh but not listed as excluded")
         return Finding(Status.FAIL, subject, "; ".join(enrolment.reasons) or "no proxy")
 
-    def _conclude(self, ctx: CheckContext, findings: list[Finding], forms: dict[str, str],
+    def _conclude(self, ctx: CheckContext, findings: list[Finding], forms: dict[str, str], kinds: dict[str, str],
                   proof: list[Evidence]) -> Verdict:
         status = worst((f.status for f in findings), Status.NO_DATA)
         meshed = len(forms)
@@ -146,7 +148,7 @@ class MeshedWorkloads(Check[MeshedWorkloadsArgs]):
         if status is Status.NO_DATA:
             return conclude(self, ctx, status, "no workloads found in the namespaces", proof, data=data)
         if status is Status.PASS:
-            return conclude(self, ctx, status, f"all {plural(meshed, 'workload')} meshed ({by_form})", proof,
+            return conclude(self, ctx, status, f"{every(meshed, 'workload')} meshed ({by_form})", proof,
                             data=data)
         if status is Status.PREEXISTING:
             return conclude(self, ctx, status, f"{meshed} of {len(findings)} meshed; "
@@ -158,8 +160,8 @@ class MeshedWorkloads(Check[MeshedWorkloadsArgs]):
                             + summary_of(findings, Status.FLAG, "to note"), proof, data=data,
                             hint="list intentional opt-outs in 'excluded'; restart pods whose form is outdated")
         restart = [f.subject for f in findings if f.status is Status.FAIL and "not restarted" in f.detail]
-        hint = (f"kubectl rollout restart deployment/{restart[0].split('/')[1]} -n {restart[0].split('/')[0]} "
-                "(and the other listed workloads)" if restart else
+        hint = (f"kubectl rollout restart {kinds[restart[0]]}/{restart[0].split('/')[1]} -n {restart[0].split('/')[0]}"
+                " (and the other listed workloads)" if restart else
                 "label the namespace for injection (istio-injection=enabled) and restart its workloads; "
                 "an incomplete rollout: kubectl rollout status, and the new pods' events")
         return conclude(self, ctx, status, f"{meshed} of {len(findings)} meshed; "

@@ -29,8 +29,9 @@ def is_component(pod: Mapping[str, Any], app: str) -> bool:
     return app in (lbl.get("app"), lbl.get("app.kubernetes.io/name")) or str(meta.get("name", "")).startswith(f"{app}-")
 
 
-def node_names(ctx: CheckContext) -> list[str]:
-    return sorted(str(n["metadata"]["name"]) for n in ctx.cluster.list("v1", "Node"))
+def node_names(ctx: CheckContext, selector: str | None) -> list[str]:
+    """Names of the nodes that must run the agent (all, or those matching ``selector``)."""
+    return sorted(str(n["metadata"]["name"]) for n in ctx.cluster.list("v1", "Node", None, selector))
 
 
 def by_node(pods: list[Obj], app: str) -> dict[str, list[Obj]]:
@@ -82,6 +83,7 @@ class SpireReadyArgs(CheckArgs):
     server: str = Field(default="spire-server", description="The SPIRE server StatefulSet.")
     agent: str = Field(default="spire-agent", description="App name of the agent DaemonSet's pods.")
     csi_driver: str = Field(default="spiffe-csi-driver", description="App name of the CSI driver's pods.")
+    nodes: str | None = Field(default=None, description="Label selector of the nodes that need an agent (default all).")
 
 
 @register
@@ -100,7 +102,7 @@ class SpireReady(Check[SpireReadyArgs]):
                             hint="install SPIRE first (the identity phase)")
         ns, server = found
         state = rollout_state(server)
-        nodes = node_names(ctx)
+        nodes = node_names(ctx, args.nodes)
         pods = ctx.cluster.list("v1", "Pod", ns)
         agents, csi = by_node(pods, args.agent), by_node(pods, args.csi_driver)
         findings = [Finding(Status.PASS if state.done else Status.FAIL, f"{ns}/{args.server}", state.detail)]
@@ -117,8 +119,8 @@ class SpireReady(Check[SpireReadyArgs]):
         status = worst(f.status for f in findings)
         failing = [f for f in findings if f.status is Status.FAIL]
         if status is Status.PASS:
-            return conclude(self, ctx, status, f"SPIRE server ready; agent and CSI driver Ready on all "
-                            f"{plural(nodes, 'node')}", proof)
+            return conclude(self, ctx, status, f"SPIRE server ready; agent and CSI driver Ready on every node "
+                            f"({plural(nodes, 'node')})", proof)
         return conclude(self, ctx, status, f"SPIRE incomplete: {listing(failing)}", proof,
                         hint=f"kubectl get daemonsets -n {ns}; a node without an agent cannot issue SVIDs to "
                         "its pods, so their proxies never become ready", data={"failing": [str(f) for f in failing]})
@@ -135,6 +137,7 @@ class SpireReady(Check[SpireReadyArgs]):
 class ZtunnelReadyArgs(CheckArgs):
     namespace: str = Field(default="istio-system", description="Namespace of the ztunnel DaemonSet.")
     app: str = Field(default="ztunnel", description="App name of the ztunnel pods.")
+    nodes: str | None = Field(default=None, description="Label selector of the nodes that need ztunnel (default: all).")
 
 
 @register
@@ -145,7 +148,7 @@ class ZtunnelReady(Check[ZtunnelReadyArgs]):
     Args = ZtunnelReadyArgs
 
     def run(self, ctx: CheckContext, args: ZtunnelReadyArgs) -> Verdict:
-        nodes = node_names(ctx)
+        nodes = node_names(ctx, args.nodes)
         pods = by_node(ctx.cluster.list("v1", "Pod", args.namespace), args.app)
         findings = coverage(nodes, pods, args.app)
         findings += [Finding(Status.FAIL, node, f"{len(pods[node])} ztunnel pods")
@@ -155,7 +158,7 @@ class ZtunnelReady(Check[ZtunnelReadyArgs]):
         if not nodes:
             return conclude(self, ctx, Status.NO_DATA, "no nodes listed", proof)
         if status is Status.PASS:
-            return conclude(self, ctx, status, f"one Ready ztunnel on each of {plural(len(nodes), 'node')}",
+            return conclude(self, ctx, status, f"one Ready ztunnel per node ({plural(len(nodes), 'node')})",
                             proof)
         failing = [f for f in findings if f.status is Status.FAIL]
         return conclude(self, ctx, status, f"ztunnel missing or not Ready on {plural(len(failing), 'node')}: "

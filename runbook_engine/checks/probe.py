@@ -9,7 +9,8 @@ is ready), an unmeshed caller's probe opts out of every mesh.
 
 ``run_probes`` creates every probe of a batch first, then polls them together with one list call per
 poll until each ``probe`` container has terminated (a classic sidecar keeps the pod Running, so the
-container state is what counts), reads the logs and deletes the pods, also on error or timeout.
+container state is what counts), reads the logs and deletes the pods, also on error or timeout. Polls
+read past a ``CachingCluster``'s per-phase cache; writes go through it, so its cache stays right.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook_engine.errors import ClusterError
+from runbook_engine.kube.caching import CachingCluster
 from runbook_engine.kube.cluster import Cluster, Obj
 from runbook_engine.kube.refs import ObjectRef
 from runbook_engine.mesh import Enrolment, Mesh
@@ -128,6 +130,11 @@ def probe_pod(spec: ProbeSpec, name: str, batch: str) -> Obj:
             "spec": pod_spec}
 
 
+def fresh(cluster: Cluster) -> Cluster:
+    """Where polls read: past a per-phase list cache, which would show the probes as first listed forever."""
+    return cluster.uncached if isinstance(cluster, CachingCluster) else cluster
+
+
 def probe_exit(pod: Mapping[str, Any]) -> int | None:
     """The probe container's exit code once it has terminated, else None."""
     status = pod.get("status") or {}
@@ -168,8 +175,9 @@ class ProbeBatch:
     def _wait(self, pending: set[str]) -> dict[str, int]:
         exits: dict[str, int] = {}
         deadline = self.clock() + self.timeout
+        reader = fresh(self.cluster)
         while pending - exits.keys():
-            for pod in self.cluster.list("v1", "Pod", None, f"{PROBE_LABEL}={self.batch}"):
+            for pod in reader.list("v1", "Pod", None, f"{PROBE_LABEL}={self.batch}"):
                 code = probe_exit(pod)
                 if code is not None:
                     exits[str(pod["metadata"]["name"])] = code
@@ -188,7 +196,7 @@ class ProbeBatch:
 
     def _log(self, spec: ProbeSpec, name: str) -> str:
         try:
-            return self.cluster.pod_logs(spec.namespace, name, CONTAINER)
+            return fresh(self.cluster).pod_logs(spec.namespace, name, CONTAINER)
         except ClusterError:
             return ""
 

@@ -30,7 +30,17 @@ from enum import StrEnum
 from pydantic import Field
 
 from runbook_engine.checks.base import Check, CheckArgs, CheckContext, register
-from runbook_engine.checks.evidence import Finding, conclude, evidence, listing, plural, summary_of, worst
+from runbook_engine.checks.evidence import (
+    Finding,
+    conclude,
+    every,
+    evidence,
+    listing,
+    plural,
+    summary_of,
+    without_credentials,
+    worst,
+)
 from runbook_engine.checks.live import live_view
 from runbook_engine.checks.membership import form_text, workloads_in
 from runbook_engine.checks.pods_healthy import PodsHealthy, PodsHealthyArgs
@@ -139,9 +149,9 @@ def predict(view: MeshView, flow: Flow, why: str) -> FlowCheck:
                      detail=f"{result.outcome.value}")
 
 
-def public_url(flow: Flow, url: str, timeout: float) -> FlowCheck:
+def call_public_url(flow: Flow, url: str, timeout: float) -> FlowCheck:
     """Call the flow's public URL from where the engine runs, as an outside client would."""
-    command = f"curl -s -o /dev/null -w '%{{http_code}}' -m {timeout:g} {shlex.quote(url)}"
+    command = f"curl -s -o /dev/null -w '%{{http_code}}' -m {timeout:g} {shlex.quote(without_credentials(url))}"
     try:
         request = urllib.request.Request(url, method=flow.method)
         with urllib.request.urlopen(request, timeout=timeout, context=ssl.create_default_context()) as response:
@@ -173,7 +183,7 @@ def exercise(ctx: CheckContext, view: MeshView, flows: Sequence[Flow], urls: Map
     specs: dict[str, tuple[int, ProbeSpec]] = {}
     for i, flow in enumerate(flows):
         if flow.source.startswith("external:") and flow.id in urls:
-            checks[i] = public_url(flow, urls[flow.id], CURL_TIMEOUT_S)
+            checks[i] = call_public_url(flow, urls[flow.id], CURL_TIMEOUT_S)
         elif not probed(flow):
             checks[i] = predict(view, flow, why_predicted(flow))
         else:
@@ -226,7 +236,7 @@ def flows_verdict(check: Check[FlowsReachableArgs], ctx: CheckContext, results: 
     counts = ", ".join(f"{sum(1 for r in results if r.how is h)} {counted[h]}" for h in How
                        if any(r.how is h for r in results))
     if status is Status.PASS:
-        return conclude(check, ctx, status, f"all {plural(len(results), 'flow')} as expected ({counts})", proof,
+        return conclude(check, ctx, status, f"{every(len(results), 'flow')} as expected ({counts})", proof,
                         data=data)
     if status is Status.NO_DATA:
         return conclude(check, ctx, status, summary_of(findings, status, "flows not observed"), proof, data=data,

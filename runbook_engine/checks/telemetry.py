@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from runbook_engine.checks.base import Check, CheckArgs, CheckContext, register
-from runbook_engine.checks.evidence import Finding, conclude, evidence, summary_of, table, worst
-from runbook_engine.report.verdict import Section, Status, Verdict
+from runbook_engine.checks.evidence import Finding, conclude, evidence, summary_of, table, without_credentials, worst
+from runbook_engine.report.verdict import Evidence, Section, Status, Verdict
 
 MUTUAL_TLS = "mutual_tls"
 _WINDOW = re.compile(r"^\d+[smhd]$")
@@ -64,20 +64,12 @@ def promql(args: MtlsShareArgs) -> str:
             f'reporter="destination",destination_workload_namespace=~"{namespaces}"}}[{args.window}]))')
 
 
-def public_url(url: str) -> str:
-    """The URL without credentials, for evidence."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
 def query(base: str, expr: str, timeout: float) -> list[Mapping[str, Any]]:
     """The vector a Prometheus instant query returns; raises ``ValueError`` on a malformed answer.
 
     Credentials in the URL (``https://user:pass@host``) are sent as HTTP basic authentication."""
     parts = urllib.parse.urlsplit(base)
-    url = f"{public_url(base)}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    url = f"{without_credentials(base).rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
     request = urllib.request.Request(url)
     if parts.username:
         token = base64.b64encode(f"{urllib.parse.unquote(parts.username)}:"
@@ -115,6 +107,14 @@ def judge(ns: str, observed: Mapping[str, tuple[float, float]], required: float)
     return Finding(Status.PASS if share >= required else Status.FAIL, ns, seen)
 
 
+def share_table(namespaces: list[str], observed: Mapping[str, tuple[float, float]]) -> str:
+    rows = []
+    for ns in namespaces:
+        mtls, total = observed.get(ns, (0.0, 0.0))
+        rows.append([ns, f"{mtls:.0f}", f"{total:.0f}"])
+    return table(["NAMESPACE", "MUTUAL_TLS", "ALL"], rows)
+
+
 @register
 class MtlsShare(Check[MtlsShareArgs]):
     name = "mtls_share"
@@ -127,7 +127,8 @@ class MtlsShare(Check[MtlsShareArgs]):
             return conclude(self, ctx, Status.SKIP, "no Prometheus URL configured",
                             hint="set prometheus_url in the inventory to measure the mTLS share")
         expr = promql(args)
-        command = f"curl -sG '{public_url(ctx.prometheus_url)}/api/v1/query' --data-urlencode 'query={expr}'"
+        where = without_credentials(ctx.prometheus_url).rstrip("/")
+        command = f"curl -sG '{where}/api/v1/query' --data-urlencode 'query={expr}'"
         try:
             result = query(ctx.prometheus_url, expr, args.timeout)
         except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
@@ -135,10 +136,12 @@ class MtlsShare(Check[MtlsShareArgs]):
                             hint="check the Prometheus URL and that it scrapes the Istio proxies")
         observed = shares(result)
         findings = [judge(ns, observed, args.required(ns)) for ns in args.namespaces]
-        counts = [(ns, *observed.get(ns, (0.0, 0.0))) for ns in args.namespaces]
-        rows = [[ns, f"{mtls:.0f}", f"{total:.0f}"] for ns, mtls, total in counts]
-        proof = [evidence(command, table(["NAMESPACE", "MUTUAL_TLS", "ALL"], rows), note=f"{len(result)} series")]
+        proof = [evidence(command, share_table(args.namespaces, observed), note=f"{len(result)} series")]
         data = {ns: {"mtls": m, "total": t} for ns, (m, t) in observed.items()}
+        return self._conclude(ctx, args, findings, proof, data)
+
+    def _conclude(self, ctx: CheckContext, args: MtlsShareArgs, findings: list[Finding], proof: list[Evidence],
+                  data: dict[str, Any]) -> Verdict:
         status = worst(f.status for f in findings)
         if status is Status.PASS:
             return conclude(self, ctx, status, "; ".join(f"{f.subject}: {f.detail}" for f in findings), proof,

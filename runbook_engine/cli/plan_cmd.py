@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from runbook_engine.engine.connect import Connector
 from runbook_engine.engine.plan_markdown import plan_markdown
@@ -81,7 +82,7 @@ def _object_table(phase: PhasePlan) -> Table:
 
 
 def _print_phase(console: Console, phase: PhasePlan, diff: bool) -> None:
-    console.rule(f"PHASE {phase.index + 1} [{escape(phase.name)}]", align="left")
+    console.rule(Text(f"PHASE {phase.index + 1} [{phase.name}]"), align="left")
     if phase.status is not PhaseStatus.PLANNED:
         console.print(f"{phase.status.value.replace('_', ' ')}: {escape(phase.note)}", style="cyan")
         if phase.status is not PhaseStatus.STOPPED:
@@ -103,8 +104,8 @@ def _print_phase(console: Console, phase: PhasePlan, diff: bool) -> None:
 
 def print_table(console: Console, plans: Sequence[Plan], diff: bool) -> None:
     for plan in plans:
-        console.print(f"PLAN [{escape(plan.playbook)}] on {escape(plan.cluster)}: {plan.flows} flows, "
-                      f"{sum(plan.requests.values())} API requests", style="bold")
+        console.print(f"PLAN [{plan.playbook}] on {plan.cluster}: {plan.flows} flows, "
+                      f"{sum(plan.requests.values())} API requests", style="bold", markup=False)
         for phase in plan.phases:
             _print_phase(console, phase, diff)
         breaking = plan.breaking

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_engine.checks.baseline import take_baseline
-from runbook_engine.checks.live import live_objects
+from runbook_engine.checks.live import VIEW_KINDS, control_plane_namespaces
 from runbook_engine.checks.reachability import expected
 from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import RunRecord, RunStore
@@ -59,7 +59,7 @@ from runbook_engine.engine.runner import (
 from runbook_engine.engine.simulation import PlanCluster, Write, snapshot
 from runbook_engine.engine.telemetry_flows import telemetry_flows
 from runbook_engine.errors import RunbookError, UserInputError
-from runbook_engine.kube.cluster import Cluster
+from runbook_engine.kube.cluster import Cluster, Obj
 from runbook_engine.kube.flow import Flow, Outcome
 from runbook_engine.kube.refs import ObjectRef
 from runbook_engine.mesh import FlowResult, MeshView, evaluate_flow, implied_flows
@@ -111,6 +111,13 @@ class State:
         return self._implied
 
 
+def mesh_objects(cluster: PlanCluster) -> list[Obj]:
+    """What the mesh view indexes (as ``checks.live.live_objects`` reads it), without copying the objects."""
+    objects = [o for api_version, kind in VIEW_KINDS for o in cluster.shared(api_version, kind)]
+    namespaces = control_plane_namespaces([o for o in objects if o.get("kind") == "Deployment"])
+    return objects + [o for ns in sorted(namespaces) for o in cluster.shared("v1", "ConfigMap", ns)]
+
+
 @dataclass
 class Boundaries:
     """The simulation's event sink: records the state before and after each phase, and what it decided."""
@@ -147,7 +154,7 @@ class Boundaries:
         """The current state (re-indexed only when the simulation wrote or rolled something since)."""
         key = (self.cluster.writes, len(self.restarted))
         if self._state is None or key != self._state_key:
-            self._state = State(MeshView.build(live_objects(self.cluster), restarted=self.restarted))
+            self._state = State(MeshView.build(mesh_objects(self.cluster), restarted=self.restarted))
             self._state_key = key
         return self._state
 

@@ -105,7 +105,8 @@ def load_context(record: RunRecord) -> ReportContext:
     """The context of a journaled run, read from its playbook and inventory files.
 
     A playbook or inventory that can no longer be read (moved, edited into an invalid state) leaves
-    the phases to the journal's events and the variables empty: the report still shows what ran.
+    the phases to the journal's events and the variables to what could be read: the report still
+    shows what ran.
     """
     extra = dict(RunOptions.from_dict(record.options).extra_vars)
     try:

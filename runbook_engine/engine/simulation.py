@@ -5,7 +5,9 @@ version per group and kind; Events left out) — into a ``PlanCluster``. The run
 playbook in ``simulate`` mode against it: actions plan from the snapshot, the executor writes to it,
 so each phase is planned against the state the earlier phases leave. Every committed write is
 recorded with the phase it belongs to, its pre-image, the stored result, and the request itself (so
-the planner can replay it against the API server with ``dryRun=All``).
+the planner can replay it against the API server with ``dryRun=All``). Pre-images and ``shared``
+reads are the stored objects themselves, not copies: ``MemoryCluster`` replaces an object on every
+write and never edits one in place, so they stay as they were; nothing here may modify them.
 
 Probe pods (the checks' way to observe live traffic) are refused: nothing runs in a snapshot, and the
 planner predicts those flows with the mesh rules instead.
@@ -88,7 +90,7 @@ class PlanCluster(MemoryCluster):
             raise ClusterError("probe pods do not run in a plan: the flow is predicted by the mesh rules",
                                status=422, reason="Planned")
         ref = self._ref_of(obj)
-        before = self.get(ref)
+        before = self._lookup(ref)
         result = super().apply(obj, field_manager=field_manager, dry_run=dry_run, force=force)
         if not dry_run:
             self._record(Write(self.phase, ref, WriteOp.APPLY, before, result, dict(obj), None, self.rolling_back))
@@ -98,7 +100,7 @@ class PlanCluster(MemoryCluster):
               field_manager: str = FIELD_MANAGER) -> Obj:
         if patch_type is PatchType.APPLY:
             return self.apply(patch, field_manager=field_manager, dry_run=dry_run)
-        before = self.get(ref)
+        before = self._lookup(self._normal(ref))
         result = super().patch(ref, patch, patch_type=patch_type, dry_run=dry_run, field_manager=field_manager)
         if not dry_run:
             self._record(Write(self.phase, ObjectRef.of(result), WriteOp.PATCH, before, result, patch, patch_type,
@@ -112,6 +114,17 @@ class PlanCluster(MemoryCluster):
             self._record(Write(self.phase, ObjectRef.of(before), WriteOp.DELETE, before, None,
                                rollback=self.rolling_back))
         return before
+
+
+    def shared(self, api_version: str, kind: str, namespace: str | None = None) -> list[Obj]:
+        """The stored objects of a kind themselves, not copies, for read-only indexing.
+
+        Safe because a write replaces a stored object instead of editing it: a reference taken before a
+        write keeps showing the object as it was (the write log's pre-images rely on the same)."""
+        with self._lock:
+            spaces = self._kinds.get((api_version, kind)) or {}
+            groups = [spaces.get(namespace) or {}] if namespace is not None else list(spaces.values())
+            return [obj for group in groups for obj in group.values()]
 
 
 def snapshot(live: Cluster, kinds: list[tuple[str, str]] | None = None) -> PlanCluster:

@@ -20,6 +20,9 @@ import yaml
 from runbook_engine.kube.merge import SERVER_METADATA, fold_string_data
 from runbook_engine.kube.redact import LAST_APPLIED, redact_object
 
+#: libyaml's emitter when installed (the same text as the pure-Python one, several times faster).
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 
 def comparable(obj: Mapping[str, Any], *, include_status: bool = False) -> dict[str, Any]:
     """``obj`` redacted and without server-populated fields: what a diff compares."""
@@ -40,7 +43,8 @@ def render(obj: Mapping[str, Any] | None, *, include_status: bool = False) -> li
     """The YAML lines a diff shows for ``obj`` (none for an absent object)."""
     if obj is None:
         return []
-    text = yaml.safe_dump(comparable(obj, include_status=include_status), sort_keys=True, default_flow_style=False)
+    text = yaml.dump(comparable(obj, include_status=include_status), Dumper=_DUMPER, sort_keys=True,
+                     default_flow_style=False)
     return text.splitlines(keepends=True)
 
 

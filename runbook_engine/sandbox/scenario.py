@@ -152,11 +152,11 @@ def parse_scenario(text: str, path: Path) -> Scenario:
     """Validate scenario text read from ``path`` (includes are resolved relative to it)."""
     with gc_paused():
         docs = _documents(text, str(path))
-    if len(docs) != 1 or not isinstance(docs[0].data, dict):
-        where = docs[0].location(()) if docs else Location(str(path), 1, 1)
-        raise UserInputError("a scenario is one YAML mapping", where, hint="start with `name: <scenario name>`")
-    builder = _Builder(path, docs[0])
-    scenario = builder.build()
+        if len(docs) != 1 or not isinstance(docs[0].data, dict):
+            where = docs[0].location(()) if docs else Location(str(path), 1, 1)
+            raise UserInputError("a scenario is one YAML mapping", where, hint="start with `name: <scenario name>`")
+        builder = _Builder(path, docs[0])
+        scenario = builder.build()
     if builder.errors:
         raise builder.errors[0] if len(builder.errors) == 1 else UserInputErrors(builder.errors)
     return scenario

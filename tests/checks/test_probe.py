@@ -14,6 +14,7 @@ from runbook_engine.checks.probe import (
     ProbeSpec,
     run_probes,
 )
+from runbook_engine.kube.caching import CachingCluster
 from runbook_engine.kube.cluster import Obj
 from runbook_engine.kube.memory import MemoryCluster
 from runbook_engine.mesh import Enrolment, Mesh, ProxyForm
@@ -53,6 +54,8 @@ def test_a_batch_creates_every_pod_before_polling_them_together_and_removes_them
     assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == MANAGED_BY
     assert pod["spec"]["restartPolicy"] == "Never" and pod["spec"]["serviceAccountName"] == "web-sa"
     assert pod["spec"]["containers"][0]["name"] == CONTAINER
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True  # admissible in restricted namespaces
+    assert pod["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
 def test_a_probe_that_never_finishes_times_out_without_waiting_for_real_and_is_removed() -> None:
@@ -86,3 +89,24 @@ def test_the_human_command_is_a_kubectl_run_with_the_same_identity_and_enrolment
         "--labels=sidecar.istio.io/inject=false,istio.io/dataplane-mode=none "
         "--annotations=linkerd.io/inject=disabled "
         "--overrides='{\"spec\": {\"serviceAccountName\": \"web-sa\"}}' --command -- curl -s http://api.shop:8080/")
+
+
+class Slow(ProbeCluster):
+    """Probe pods finish only after they were first listed as running."""
+
+    def __init__(self) -> None:
+        super().__init__([], lambda pod: (0, "200"))
+        self.lists = 0
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[Obj]:
+        self.lists += 1
+        items = super().list(api_version, kind, namespace, label_selector)
+        return [{**p, "status": {"phase": "Running"}} for p in items] if self.lists == 1 else items
+
+
+def test_polls_read_past_the_per_phase_list_cache() -> None:
+    inner = Slow()
+    batch = ProbeBatch(CachingCluster(inner), timeout=5, sleep=lambda _: None)
+    (result,) = batch.run([spec("a")])
+    assert result.finished and result.log == "200" and inner.lists == 2

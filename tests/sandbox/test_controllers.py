@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -402,7 +402,6 @@ class BrokenImageRuntime(DefaultRuntime):
 class SwitchableRuntime(DefaultRuntime):
     ready: bool = True
     state: ContainerState = ContainerState.RUNNING
-    calls: list[str] = field(default_factory=list)
 
     def run_container(self, store: Store, pod: Obj, container: Obj) -> ContainerOutcome:
         return ContainerOutcome(self.state, exit_code=137 if self.state is ContainerState.FAILED else 0,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
 
 from runbook_engine.sandbox.controllers.util import (
     POD,
@@ -123,11 +122,6 @@ class ObjectIndex:
         with self._lock:
             return self._uids.get(uid)
 
-    def owner_of(self, key: Key) -> Key | None:
-        with self._lock:
-            owner = self._owner.get(key)
-            return self._uids.get(owner) if owner is not None else None
-
     def services_selecting(self, namespace: str, labels: dict[str, str]) -> list[Key]:
         """Services in ``namespace`` whose selector matches ``labels``."""
         with self._lock:
@@ -145,9 +139,6 @@ class ObjectIndex:
         with self._lock:
             return sorted(self._unscheduled)
 
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            return {"objects": len(self._uid_of), "unscheduled": len(self._unscheduled)}
 
 
 def cow_copy(obj: Obj) -> Obj:

@@ -206,8 +206,14 @@ class Kubelet:
         return self._run(pod, slot, st, now, restarts=int(old.get("restartCount", 0)) + 1)
 
     def _run(self, pod: Obj, slot: _Slot, st: _PodState, now: float, restarts: int) -> dict[str, Any]:
+        """Start (or restart) a container and record what the runtime says it does."""
         outcome = self._ask(pod, slot)
         self.ctx.store.set_pod_log(pod["metadata"]["namespace"], pod["metadata"]["name"], slot.name, outcome.log)
+        return self._apply(pod, slot, st, now, restarts, outcome)
+
+    def _apply(
+        self, pod: Obj, slot: _Slot, st: _PodState, now: float, restarts: int, outcome: ContainerOutcome
+    ) -> dict[str, Any]:
         last = _last_terminated(slot.old)
         if outcome.state in (ContainerState.RUNNING, ContainerState.HANGING):
             st.first_ready[slot.name] = outcome.ready and outcome.state is ContainerState.RUNNING
@@ -235,7 +241,7 @@ class Kubelet:
         if outcome.state is ContainerState.FAILED or (
             outcome.state is ContainerState.COMPLETED and (slot.sidecar or not slot.init)
         ):  # a failed liveness probe, or the process exited
-            return self._run_after_exit(pod, slot, st, now, outcome)
+            return self._apply(pod, slot, st, now, int(old.get("restartCount", 0)), outcome)
         if slot.init and not slot.sidecar:
             if outcome.state is ContainerState.COMPLETED:
                 return _status(pod, slot, int(old.get("restartCount", 0)), {"terminated": _terminated(outcome)},
@@ -243,19 +249,6 @@ class Kubelet:
             return old
         old["ready"] = outcome.ready and outcome.state is ContainerState.RUNNING
         return old
-
-    def _run_after_exit(
-        self, pod: Obj, slot: _Slot, st: _PodState, now: float, outcome: ContainerOutcome
-    ) -> dict[str, Any]:
-        terminated = _terminated(outcome)
-        restarts = int((slot.old or {}).get("restartCount", 0))
-        if not self._restarts(pod, slot, {"state": {"terminated": terminated}}):
-            return _status(pod, slot, restarts, {"terminated": terminated}, _last_terminated(slot.old), started=False)
-        self._back_off(st, slot.name, now, first=False)
-        return _status(
-            pod, slot, restarts + 1, {"waiting": {"reason": "CrashLoopBackOff"}}, {"terminated": terminated},
-            started=False,
-        )
 
     def _ask(self, pod: Obj, slot: _Slot) -> ContainerOutcome:
         if slot.init:

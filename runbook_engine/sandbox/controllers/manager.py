@@ -122,6 +122,7 @@ class ControllerManager:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the background thread and stop listening to the store (``start()`` resyncs)."""
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
