@@ -1,9 +1,11 @@
 """Benchmark: planning a mesh rollout of a generated platform end to end against the sandbox.
 
 For each size (default 1,000 / 2,500 / 5,000 workloads over 200 namespaces, four flows per
-workload, so 20,000 flows at 5,000), it generates the platform, starts the sandbox on it and lets
-its controllers create every pod, then plans a four-phase Istio rollout — control plane, enrol every
-namespace, restart every Deployment, mesh-wide STRICT — through the same code path as
+workload, so 20,000 flows at 5,000), it generates the platform, starts the sandbox on it in its own
+process (``runbook sandbox up --detach``: the API server is not in the planner's process, as in
+production) and waits until its controllers have created every pod, then plans a four-phase Istio
+rollout — control plane, enrol every namespace, restart every Deployment, mesh-wide STRICT — through
+the same code path as
 ``runbook plan``: one snapshot of the cluster, the runner simulating every phase, flow predictions
 before and after each phase, and one ``dryRun=All`` request per changed object. It prints the wall
 time of the plan (split into snapshot, simulation and the rest), and the API requests it sent,
@@ -15,8 +17,12 @@ against the budget: one list per kind per phase plus one dry-run per changed obj
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +32,8 @@ from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.plan_model import Plan
 from runbook_engine.engine.planner import PlanOptions, plan_cluster
 from runbook_engine.engine.simulation import snapshot_kinds
+from runbook_engine.kube.cluster import Cluster
 from runbook_engine.kube.kube_cluster import KubeCluster
-from runbook_engine.sandbox.app import build_sandbox
 from runbook_engine.sandbox.generate import generate_scenario, write_scenario
 from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.loader import load_playbook
@@ -94,6 +100,30 @@ def _report(workloads: int, flows: int, plan: Plan, seconds: float) -> None:
           f"{sum(len(p.restarts) for p in plan.phases)} restarts, {breaking} predicted breaks")
 
 
+def _pods_created(cluster: Cluster) -> bool:
+    for kind in ("Deployment", "StatefulSet"):
+        for wl in cluster.list("apps/v1", kind):
+            if int((wl.get("status") or {}).get("replicas", 0)) < int((wl.get("spec") or {}).get("replicas", 1)):
+                return False
+    return True
+
+
+@contextmanager
+def sandbox(scenario: Path, state: Path) -> Iterator[Cluster]:
+    """A sandbox of ``scenario`` in a separate process, once every workload has created its pods."""
+    runbook = [str(Path(sys.executable).parent / "runbook")]
+    subprocess.run([*runbook, "sandbox", "up", "--scenario", str(scenario), "--state", str(state), "--detach"],
+                   check=True, stdout=subprocess.DEVNULL)
+    try:
+        cluster = KubeCluster.from_kubeconfig(state / "kubeconfig", None, "bench")
+        deadline = time.monotonic() + 600
+        while not _pods_created(cluster) and time.monotonic() < deadline:
+            time.sleep(1.0)
+        yield cluster
+    finally:
+        subprocess.run([*runbook, "sandbox", "down", "--state", str(state)], check=False, stdout=subprocess.DEVNULL)
+
+
 def bench(workloads: int, namespaces: int, flows_per_workload: int, dry_run: bool, seed: int) -> None:
     with tempfile.TemporaryDirectory(prefix="runbook-bench-plan-") as name:
         tmp = Path(name)
@@ -102,15 +132,10 @@ def bench(workloads: int, namespaces: int, flows_per_workload: int, dry_run: boo
         playbook_path, inventory_path = _write_inputs(tmp, scenario)
         playbook = load_playbook(playbook_path, catalog=catalog())
         inventory = load_inventory(inventory_path)
-        server = build_sandbox(tmp / "state", tmp / "scenario.yaml").start()
-        try:
-            server.settle(timeout=600)
-            live = KubeCluster.from_kubeconfig(server.kubeconfig, None, "bench")
+        with sandbox(tmp / "scenario.yaml", tmp / "state") as live:
             started = time.perf_counter()
             plan = plan_cluster(live, playbook, inventory, "bench", PlanOptions(dry_run=dry_run, workers=4))
             _report(workloads, len(scenario["flows"]), plan, time.perf_counter() - started)
-        finally:
-            server.stop()
 
 
 def main() -> None:

@@ -12,12 +12,21 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config
 
 from runbook_engine.sandbox.generate import generate_scenario, write_scenario
 from runbook_engine.sandbox.server import SandboxServer
+
+_new_client: Callable[..., Any] = config.new_client_from_config
+
+
+def _ready(pod: Any) -> bool:
+    conditions = (pod.status.conditions if pod.status else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
 def main() -> None:
@@ -45,14 +54,11 @@ def main() -> None:
             print(f"start:    {up:6.2f}s  (load scenario, seed, serve)")
             print(f"settle:   {settled:6.2f}s  (from start until every workload's pods are ready)")
 
-            api = client.CoreV1Api(config.new_client_from_config(config_file=str(server.kubeconfig)))
+            api = client.CoreV1Api(_new_client(config_file=str(server.kubeconfig)))
             started = time.perf_counter()
             pods = api.list_pod_for_all_namespaces(_request_timeout=600)
             listed = time.perf_counter() - started
-            ready = sum(
-                1 for p in pods.items
-                if any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
-            )
+            ready = sum(1 for p in pods.items if _ready(p))
             print(f"list:     {listed:6.2f}s  {len(pods.items)} pods through the kubernetes client ({ready} ready)")
 
 

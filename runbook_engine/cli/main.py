@@ -28,7 +28,8 @@ from runbook_engine.cli.sandbox_cmd import sandbox
 from runbook_engine.engine.connect import Connector
 from runbook_engine.engine.journal import RunRecord, RunStatus, RunStore
 from runbook_engine.engine.modules import catalog
-from runbook_engine.engine.runner import Engine, RunOptions, RunResult
+from runbook_engine.engine.runner import Engine, RunOptions, RunResult, target_clusters
+from runbook_engine.engine.team_store import Replicator, StoreMode, bring_home, check_store_settings, cluster_runs
 from runbook_engine.errors import RunbookError, RunStateError, UserInputError, UserInputErrors
 from runbook_engine.kube.redact import redact_text
 from runbook_engine.spec.inventory import load_inventory
@@ -99,7 +100,8 @@ class _Context:
         return RunStore(self.state_dir)
 
     def engine(self, store: RunStore, renderer: ConsoleRenderer) -> Engine:
-        return Engine(store, connect=Connector(self.state_dir), sink=renderer)
+        replicator = Replicator(store, Connector(self.state_dir), renderer)  # the team store (--store cluster)
+        return Engine(store, connect=replicator.connect, sink=replicator)
 
     def renderer(self) -> ConsoleRenderer:
         return ConsoleRenderer(self.console, self.verbosity)
@@ -114,6 +116,9 @@ _TAGS = click.option("-t", "--tags", "tags", multiple=True, help="Only run tasks
 _SKIP = click.option("--skip-tags", "skip_tags", multiple=True, help="Skip tasks with these tags.")
 _LIMIT = click.option("-l", "--limit", default=None, help="Only run on these clusters/groups (a hosts pattern).")
 _VERBOSE = click.option("-v", "--verbose", "verbose", count=True, help="Show every task's message.")
+_FROM_INVENTORY = click.option(
+    "-i", "--inventory", "inventory", default=None, type=click.Path(exists=True, path_type=Path),
+    help="Fetch the run from this inventory's cluster when it is not in the local journal (team store).")
 _PLAYBOOK = click.argument("playbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 
 
@@ -152,17 +157,22 @@ def _load(playbook: Path, inventory: Path, extra: dict[str, Any], options: RunOp
 @_LIMIT
 @click.option("--lock-namespace", default="default", show_default=True,
               help="Namespace of the Lease that keeps two runs off one cluster.")
+@click.option("--store", "store_mode", type=click.Choice([m.value for m in StoreMode]), default=None,
+              help="cluster: also replicate the run into its cluster, so any machine can resume or roll it back "
+                   "(default: the inventory var runbook_store, else local).")
 @_VERBOSE
 @pass_context
 def run(ctx: _Context, playbook: Path, inventory: Path, check: bool, diff: bool, tags: tuple[str, ...],
         skip_tags: tuple[str, ...], start_at_phase: str | None, extra_vars: tuple[str, ...], limit: str | None,
-        lock_namespace: str, verbose: int) -> int:
+        lock_namespace: str, store_mode: str | None, verbose: int) -> int:
     """Run PLAYBOOK on the inventory's clusters, phase by phase, with checkpoints."""
     ctx.verbosity += verbose
     extra = parse_extra_vars(extra_vars)
     options = RunOptions(check=check, diff=diff, tags=_split(tags), skip_tags=_split(skip_tags),
-                         start_at_phase=start_at_phase, extra_vars=extra, limit=limit, lock_namespace=lock_namespace)
+                         start_at_phase=start_at_phase, extra_vars=extra, limit=limit, lock_namespace=lock_namespace,
+                         store=StoreMode(store_mode) if store_mode else None)
     book, inv = _load(playbook, inventory, extra, options)
+    check_store_settings(inv, target_clusters(book, inv, limit), store_mode)
     store = RunStore.in_memory() if check else ctx.store()
     renderer = ctx.renderer()
     try:
@@ -178,14 +188,18 @@ def run(ctx: _Context, playbook: Path, inventory: Path, check: bool, diff: bool,
 @click.option("--at-phase", default=None, metavar="PHASE", help="Resume at the start of this phase instead.")
 @click.option("--accept-drift", "--force", "accept_drift", is_flag=True,
               help="Continue although the cluster (or the playbook) changed since the pause.")
+@_FROM_INVENTORY
+@_LIMIT
 @_VERBOSE
 @pass_context
-def resume(ctx: _Context, run_id: str, at_phase: str | None, accept_drift: bool, verbose: int) -> int:
+def resume(ctx: _Context, run_id: str, at_phase: str | None, accept_drift: bool, inventory: Path | None,
+           limit: str | None, verbose: int) -> int:
     """Resume a paused, failed or interrupted run: re-verify the last checkpoint, then continue."""
     ctx.verbosity += verbose
     store = ctx.store()
     renderer = ctx.renderer()
     try:
+        run_id = bring_home(store, run_id, inventory, limit, Connector(ctx.state_dir))
         result = ctx.engine(store, renderer).resume(run_id, at_phase=at_phase, accept_drift=accept_drift)
     finally:
         store.close()
@@ -196,12 +210,15 @@ def resume(ctx: _Context, run_id: str, at_phase: str | None, accept_drift: bool,
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("run_id")
 @click.option("--phase", default=None, metavar="PHASE", help="Roll back from the last phase down to this one.")
+@_FROM_INVENTORY
+@_LIMIT
 @pass_context
-def rollback(ctx: _Context, run_id: str, phase: str | None) -> int:
+def rollback(ctx: _Context, run_id: str, phase: str | None, inventory: Path | None, limit: str | None) -> int:
     """Undo a run's phases exactly, from its journal (all phases, newest first, unless --phase)."""
     store = ctx.store()
     renderer = ctx.renderer()
     try:
+        run_id = bring_home(store, run_id, inventory, limit, Connector(ctx.state_dir))
         result = ctx.engine(store, renderer).rollback(run_id, phase=phase)
     finally:
         store.close()
@@ -248,9 +265,14 @@ def _print_status(console: Console, record: RunRecord, verdicts: Sequence[dict[s
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per run.")
+@click.option("--cluster", "from_cluster", is_flag=True, help="List the runs kept in the cluster (needs -i).")
+@_FROM_INVENTORY
+@_LIMIT
 @pass_context
-def runs(ctx: _Context, as_json: bool) -> int:
-    """List runs, newest first."""
+def runs(ctx: _Context, as_json: bool, from_cluster: bool, inventory: Path | None, limit: str | None) -> int:
+    """List runs, newest first (with --cluster: the team store of the inventory's cluster)."""
+    if from_cluster:
+        return _cluster_runs(ctx, as_json, inventory, limit)
     store = ctx.store()
     try:
         records = store.list_runs()
@@ -265,6 +287,24 @@ def runs(ctx: _Context, as_json: bool) -> int:
     table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=80)
     for r in records:
         table.add_row(r.id, r.status.value, r.cluster, r.current_phase, redact_text(r.paused_reason))
+    ctx.console.print(table)
+    return EXIT_OK
+
+
+def _cluster_runs(ctx: _Context, as_json: bool, inventory: Path | None, limit: str | None) -> int:
+    if inventory is None:
+        raise UserInputError("runs --cluster reads the team store of an inventory's cluster",
+                             hint="add -i INVENTORY (and --limit CLUSTER when it has several)")
+    summaries = cluster_runs(inventory, limit, Connector(ctx.state_dir))
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in summaries], indent=2))
+        return EXIT_OK
+    table = Table(box=None)
+    for column in ("run", "status", "cluster", "phase", "updated"):
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=80)
+    for s in summaries:
+        table.add_row(s.run_id, s.status, s.cluster, s.phase, s.updated, redact_text(s.paused_reason))
     ctx.console.print(table)
     return EXIT_OK
 

@@ -87,6 +87,13 @@ CREATE TABLE IF NOT EXISTS verdicts (
 CREATE TABLE IF NOT EXISTS baselines (run_id TEXT PRIMARY KEY, baseline TEXT NOT NULL);
 """
 
+_RUN_TABLES = ("runs", "events", "changes", "task_results", "task_plans", "run_vars", "verdicts", "baselines")
+#: Columns written through ``RunStore._dump`` (may hold sealed Secret data); the rest are plain JSON/text.
+_SEALED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "runs": ("options", "fingerprint"), "changes": ("before", "after", "meta"),
+    "task_results": ("result", "facts"), "task_plans": ("note",), "run_vars": ("vars",),
+}
+
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
@@ -410,6 +417,67 @@ class RunStore:
     def baseline(self, run_id: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT baseline FROM baselines WHERE run_id=?", (run_id,)).fetchone()
         return dict(json.loads(row["baseline"])) if row else None
+
+    # replication (engine.team_store) --------------------------------------------------------
+    def sealing_key(self) -> bytes:
+        """The key sealing this journal's Secret data (a replica carries it so another machine can read it)."""
+        return self._sealer.key
+
+    def export_run(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row of one run, table by table, exactly as stored: sealed values stay sealed."""
+        record = self.get_run(run_id)
+        rows: dict[str, list[dict[str, Any]]] = {}
+        with self._tx() as db:  # one snapshot across the tables
+            for table in _RUN_TABLES:
+                key = "id" if table == "runs" else "run_id"
+                rows[table] = [dict(r) for r in db.execute(f"SELECT * FROM {table} WHERE {key}=?", (record.id,))]
+        return rows
+
+    def import_run(self, rows: Mapping[str, Sequence[Mapping[str, Any]]], source: Sealer) -> RunRecord:
+        """Replace this journal's copy of a run with ``rows`` from another journal's ``export_run``.
+
+        Values ``source`` sealed are re-sealed with this journal's key; events and changes get new
+        sequence numbers here, in their original order, with undo links renumbered to match.
+        """
+        runs = list(rows.get("runs") or ())
+        if len(runs) != 1:
+            raise RunStateError("a run's exported journal must hold exactly one run row")
+        run_id = str(runs[0]["id"])
+        with self._tx() as db:
+            for table in _RUN_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE {'id' if table == 'runs' else 'run_id'}=?", (run_id,))
+            renumbered: dict[int, int] = {}
+            for table in _RUN_TABLES:
+                ordered = sorted(rows.get(table) or (), key=lambda r: int(r.get("seq") or 0))
+                for row in ordered:
+                    values = self._imported_row(table, row, source, run_id)
+                    if table == "changes":
+                        values["undo_of"] = renumbered.get(int(row["undo_of"])) if row.get("undo_of") else None
+                    cur = self._insert(db, table, values)
+                    if table == "changes":
+                        renumbered[int(row["seq"])] = int(cur.lastrowid or 0)
+        return self.get_run(run_id)
+
+    def _imported_row(self, table: str, row: Mapping[str, Any], source: Sealer, run_id: str) -> dict[str, Any]:
+        columns = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+        unknown = set(row) - columns
+        if unknown:
+            raise RunStateError(f"the exported journal has unknown {table} columns: {', '.join(sorted(unknown))}",
+                                hint="import it with the runbook version that exported it")
+        values = {k: v for k, v in row.items() if not (k == "seq" and table in ("events", "changes"))}
+        if values.get("id" if table == "runs" else "run_id") != run_id:
+            raise RunStateError(f"the exported journal of run {run_id} holds rows of another run")
+        for column in _SEALED_COLUMNS.get(table, ()):
+            if values.get(column) is not None:
+                sealed = json.loads(values[column])
+                values[column] = json.dumps(self._sealer.reseal(sealed, source), sort_keys=True, default=str)
+        return values
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, table: str, values: Mapping[str, Any]) -> sqlite3.Cursor:
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        return db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(values.values()))
 
 
 def _started(pid: int) -> str:

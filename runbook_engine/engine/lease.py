@@ -3,19 +3,27 @@
 The Lease ``runbook-engine-lock`` (namespace configurable) names the run that holds it
 (``holderIdentity`` = run id) and is renewed as the run progresses. Another run may take it only
 once it has expired (``renewTime + leaseDurationSeconds`` in the past), so a crashed run's lock
-does not block the cluster forever, and the crashed run itself may always re-take its own lock.
+does not block the cluster forever, and the crashed run itself may re-take its own lock.
+
+The Lease also names the process driving the run (annotation ``runbook.dev/owner``,
+``host:pid:start``). A run can be resumed from any machine (``team_store``), so the same run id on
+two machines must not both hold the lock: while the Lease is live, the same run is refused to
+another owner unless that owner is a dead process on this host.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 
+from runbook_engine.engine.journal import owner_alive, owner_id
 from runbook_engine.errors import RunStateError
 from runbook_engine.kube.cluster import Cluster, Obj
 from runbook_engine.kube.refs import ObjectRef
 
 LEASE_NAME = "runbook-engine-lock"
+OWNER_ANNOTATION = "runbook.dev/owner"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -42,6 +50,7 @@ class ClusterLock:
     holder: str
     namespace: str = "default"
     duration_seconds: int = 300
+    owner: str = field(default_factory=owner_id)  # the process driving the run (``host:pid:start``)
     renewed_at: dt.datetime | None = field(default=None, init=False)
 
     @property
@@ -57,6 +66,12 @@ class ClusterLock:
                 raise RunStateError(
                     f"cluster {self.cluster.name} is locked by run {holder}",
                     hint=f"wait for that run to finish or pause, or `runbook status {holder}`",
+                )
+            owner = str(((lease.get("metadata") or {}).get("annotations") or {}).get(OWNER_ANNOTATION) or "")
+            if holder == self.holder and owner and owner != self.owner and not self._expired(lease) and _driving(owner):
+                raise RunStateError(
+                    f"run {holder} is being driven by {owner} on cluster {self.cluster.name}",
+                    hint="wait for it to pause or finish (the lock is released then) or for its lock to expire",
                 )
         self._write(acquired=True)
 
@@ -90,6 +105,15 @@ class ClusterLock:
             spec["acquireTime"] = stamp
         self.cluster.apply({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": LEASE_NAME, "namespace": self.namespace}, "spec": spec,
+            "metadata": {"name": LEASE_NAME, "namespace": self.namespace,
+                         "annotations": {OWNER_ANNOTATION: self.owner}},
+            "spec": spec,
         })
         self.renewed_at = _now()
+
+
+def _driving(owner: str) -> bool:
+    """Whether ``owner`` may still be driving its run: a live process here, or any process elsewhere."""
+    if owner.partition(":")[0] == os.uname().nodename:
+        return owner_alive(owner)
+    return True  # another machine: its unexpired Lease is the only evidence, so it counts as alive

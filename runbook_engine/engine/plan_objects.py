@@ -6,7 +6,10 @@ touched it, and the phase wrote it once), the write is replayed against the serv
 ``dryRun=All`` — a server-side apply or the same patch — and the server's answer is what the diff
 shows: defaulting, admission and field ownership as the server would store them. Otherwise (an
 object an earlier phase created or changed, or the server refusing because an earlier phase's
-Namespace does not exist yet) the simulated result is shown, and said so.
+Namespace does not exist yet) the simulated result is shown, and said so. Bare restarts are not
+replayed: a restart writes one pod-template annotation, which the simulation shows exactly, and its
+diff shows only the pod template's metadata. The dry runs go out in the background while the planner
+predicts flows (``DryRuns``).
 
 A workload restarts when a phase rolls it (``kubectl.kubernetes.io/restartedAt``) or changes its pod
 template, or creates it; its pod count is the pods it runs now, else its replicas.
@@ -15,7 +18,7 @@ template, or creates it; its pod count is the pods it runs now, else its replica
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,19 +118,54 @@ def _dry_run(live: Cluster, write: Write) -> Obj | None:
 
 
 def _replayable(entry: Folded, touched_before: set[ObjectRef]) -> bool:
+    """Whether the server can judge the object's write: it starts from the live state, it is one write, and
+    it is not a bare restart (a restart writes one template annotation: the simulation shows it exactly)."""
     return (len(entry.writes) == 1 and entry.ref not in touched_before and entry.after is not None
-            and entry.writes[0].op is not WriteOp.DELETE)
+            and entry.writes[0].op is not WriteOp.DELETE
+            and change_kind(entry.before, entry.after) is not ChangeKind.RESTART)
 
 
-def server_results(live: Cluster | None, entries: Sequence[Folded], touched_before: set[ObjectRef],
-                   workers: int) -> dict[ObjectRef, Obj]:
-    """Dry-run results from the API server for the objects it can judge (in parallel, ``workers`` at a time)."""
-    if live is None:
-        return {}
-    todo = [e for e in entries if _replayable(e, touched_before)]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        answers = list(pool.map(_dry_run, [live] * len(todo), [e.writes[0] for e in todo]))
-    return {e.ref: a for e, a in zip(todo, answers, strict=True) if a is not None}
+class DryRuns:
+    """``dryRun=All`` replays of every phase's writes, sent in the background (``workers`` at a time)."""
+
+    def __init__(self, live: Cluster | None, workers: int) -> None:
+        self.live = live
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers)) if live is not None else None
+        self._pending: dict[int, list[tuple[ObjectRef, Future[Obj | None]]]] = {}
+
+    def __enter__(self) -> DryRuns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, phase: int, entries: Sequence[Folded], touched_before: set[ObjectRef]) -> None:
+        if self._pool is None or self.live is None:
+            return
+        self._pending[phase] = [(e.ref, self._pool.submit(_dry_run, self.live, e.writes[0]))
+                                for e in entries if _replayable(e, touched_before)]
+
+    def results(self, phase: int) -> dict[ObjectRef, Obj]:
+        """The server's answers for one phase's objects (those it could give)."""
+        answers = {ref: future.result() for ref, future in self._pending.pop(phase, [])}
+        return {ref: answer for ref, answer in answers.items() if answer is not None}
+
+
+def _restart_part(obj: Mapping[str, Any] | None) -> Obj | None:
+    """What a restart changes: the pod template's metadata (the rest of the workload is context nobody reads)."""
+    if obj is None:
+        return None
+    meta = obj.get("metadata") or {}
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+            "spec": {"template": {"metadata": _template(obj).get("metadata") or {}}}}
+
+
+def _diff(entry: Folded, after: Obj | None, kind: ChangeKind) -> str:
+    if kind is ChangeKind.RESTART:
+        return diff_objects(_restart_part(entry.before), _restart_part(after), ref_label=str(entry.ref))
+    return diff_objects(entry.before, after, ref_label=str(entry.ref))
 
 
 def object_plans(entries: Sequence[Folded], server: Mapping[ObjectRef, Obj]) -> list[ObjectPlan]:
@@ -139,7 +177,7 @@ def object_plans(entries: Sequence[Folded], server: Mapping[ObjectRef, Obj]) -> 
         kind = change_kind(entry.before, after)
         if kind is None:
             continue
-        diff = diff_objects(entry.before, after, ref_label=str(entry.ref))
+        diff = _diff(entry, after, kind)
         source = DiffSource.SERVER if answer is not None else DiffSource.SIMULATED
         stored = strip_server_fields(after) if after is not None else None
         if stored is not None:

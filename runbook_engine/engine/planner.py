@@ -44,7 +44,7 @@ from runbook_engine.engine.plan_model import (
     PhaseStatus,
     Plan,
 )
-from runbook_engine.engine.plan_objects import fold, object_plans, restarted_workloads, server_results
+from runbook_engine.engine.plan_objects import DryRuns, Folded, fold, object_plans, restarted_workloads
 from runbook_engine.engine.runner import (
     ClusterConnector,
     Engine,
@@ -255,10 +255,9 @@ class _Context:
     run: RunResult
     declared: list[tuple[Flow, FlowOrigin]]
     options: PlanOptions
-    touched: set[ObjectRef] = field(default_factory=set)
 
 
-def _phase_plan(ctx: _Context, ref: PhaseRef) -> PhasePlan:
+def _phase_plan(ctx: _Context, ref: PhaseRef, entries: list[Folded], dry: DryRuns) -> PhasePlan:
     index, phase = ref.index, ref.phase
     if index in ctx.sim.skipped:
         return PhasePlan(phase.name, index, PhaseStatus.SKIPPED, ctx.sim.skipped[index])
@@ -267,15 +266,23 @@ def _phase_plan(ctx: _Context, ref: PhaseRef) -> PhasePlan:
         return PhasePlan(phase.name, index, PhaseStatus.NOT_REACHED, "an earlier phase stopped the simulation")
     stopped = after is None
     after = after or ctx.sim.state()
-    entries = fold(ctx.sim.writes(index))
-    server = server_results(ctx.live, entries, ctx.touched, ctx.options.workers)
-    ctx.touched.update(e.ref for e in entries)
     flows = flow_plans(ctx.declared, before, after, (*phase.accept, *ctx.options.accept_risk))
     verdicts = ctx.store.verdicts(ctx.run.run_id, index)
     return PhasePlan(phase.name, index, PhaseStatus.STOPPED if stopped else PhaseStatus.PLANNED,
-                     ctx.run.reason if stopped else "", tuple(object_plans(entries, server)),
+                     ctx.run.reason if stopped else "", tuple(object_plans(entries, dry.results(index))),
                      tuple(restarted_workloads(entries, before.view)), tuple(flows),
                      tuple(check_plans(verdicts, flows)), ctx.sim.decisions.get(index, ""))
+
+
+def _phase_plans(ctx: _Context, phases: Sequence[PhaseRef]) -> list[PhasePlan]:
+    """Every phase's plan; the server's dry runs of all phases are sent first and answered meanwhile."""
+    entries = {ref.index: fold(ctx.sim.writes(ref.index)) for ref in phases}
+    with DryRuns(ctx.live, ctx.options.workers) as dry:
+        touched: set[ObjectRef] = set()
+        for ref in phases:
+            dry.submit(ref.index, entries[ref.index], set(touched))
+            touched.update(e.ref for e in entries[ref.index])
+        return [_phase_plan(ctx, ref, entries[ref.index], dry) for ref in phases]
 
 
 def _requests(cluster: Cluster) -> Counter[str]:
@@ -310,7 +317,7 @@ def plan_cluster(live: Cluster, playbook: PlaybookSpec, inventory: InventorySpec
     try:
         ctx = _Context(live if options.dry_run else None, sink, store, result, declared, options)
         first = next((r.index for r in phases if r.phase.name == start_at), 0)
-        plans = [_phase_plan(ctx, ref) for ref in phases[first:]]
+        plans = _phase_plans(ctx, phases[first:])
     finally:
         store.close()
     if options.phase is not None:

@@ -1,8 +1,9 @@
 """Writing a run's verification report to disk: at every pause and at the end of a run.
 
-``AutoReports`` is the engine's stop hook (``Engine(on_stop=...)``): when a run pauses, completes,
-fails or rolls back, it observes the platform while the run's cluster is still connected, keeps
-that picture in the journal (so ``runbook report`` reproduces it later), and writes the four formats
+``AutoReports`` wraps the engine's connector and event sink: when a run pauses, completes, fails or
+rolls back (the engine's ``run_end`` event), it observes the platform while the run's cluster is
+still connected, keeps that picture in the journal (so ``runbook report`` reproduces it later), and
+writes the four formats
 to ``<state dir>/reports/<run_id>/`` — ``report.md``, ``report.html``, ``report.json`` and
 ``report.junit.xml``. Each file is written to a temporary file in the same directory, synced and
 renamed over the old one, mode 0600: a reader never sees half a report.
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from runbook_engine.engine.events import Event, EventKind, EventSink, discard
 from runbook_engine.engine.journal import RunStore
 from runbook_engine.engine.report_builder import (
     ReportContext,
@@ -30,12 +33,13 @@ from runbook_engine.engine.report_builder import (
     phase_names,
     save_platform,
 )
-
+from runbook_engine.engine.runner import ClusterConnector
 from runbook_engine.errors import ClusterError, RunbookError
 from runbook_engine.kube.cluster import Cluster
-from runbook_engine.kube.redact import secret_values
+from runbook_engine.kube.redact import redact_text, secret_values
 from runbook_engine.report.model import RunReport
 from runbook_engine.report.render import SUFFIX, Format, render
+from runbook_engine.spec.model import ClusterSpec
 
 REPORTS_DIR = "reports"
 
@@ -107,31 +111,65 @@ def _ignore(_: object) -> None:
 
 
 class AutoReports:
-    """The engine's stop hook: writes the run's reports whenever it pauses or ends.
+    """Writes a run's reports whenever it pauses or ends: wrap the engine's connector, use it as the sink.
 
-    ``on_written`` receives the reports' directory; ``on_error`` the reason a report could not be
-    written (a report failure never changes how the run ended).
+    ``Engine(store, connect=reports.connect, sink=reports)``. Events go on to ``sink`` unchanged; on
+    each ``run_end`` (the journal already holds how the run stopped) the reports are written through
+    the connection the engine holds, or a new one after ``rollback``, which disconnects first.
+    ``on_written`` receives the reports' directory, ``on_error`` why a report could not be written:
+    a report failure never changes how the run ended. Dry runs (``--check``, simulations) write nothing.
     """
 
-    def __init__(self, store: RunStore, *, on_written: Callable[[Path], None] = _ignore,
-                 on_error: Callable[[str], None] = _ignore) -> None:
+    def __init__(self, store: RunStore, connect: ClusterConnector, sink: EventSink = discard, *,
+                 on_written: Callable[[Path], None] = _ignore, on_error: Callable[[str], None] = _ignore) -> None:
         self.store = store
+        self._connect = connect
+        self._sink = sink
         self.on_written = on_written
         self.on_error = on_error
         self.written: dict[str, Path] = {}
+        self._specs: dict[str, ClusterSpec] = {}
+        self._live: dict[str, Cluster] = {}
 
-    def __call__(self, stopped: RunStopped) -> None:
+    def connect(self, spec: ClusterSpec) -> AbstractContextManager[Cluster]:
+        return self._connected(spec)
+
+    @contextmanager
+    def _connected(self, spec: ClusterSpec) -> Iterator[Cluster]:
+        self._specs[spec.name] = spec
+        with self._connect(spec) as cluster:
+            self._live[spec.name] = cluster
+            try:
+                yield cluster
+            finally:
+                self._live.pop(spec.name, None)
+
+    def __call__(self, event: Event) -> None:
+        self._sink(event)
+        if event.kind is EventKind.RUN_END and event.run_id and event.cluster in self._specs:
+            self.write(event.run_id, self._specs[event.cluster])
+
+    def write(self, run_id: str, spec: ClusterSpec) -> Path | None:
+        """Write the reports of ``run_id`` (on ``spec``'s cluster); None when there is nothing to write."""
         if self.store.directory is None:
-            return
+            return None
         try:
-            directory = write_run_reports(self.store, stopped.run_id, self._context(stopped), stopped.cluster)
+            directory = self._write(run_id, spec)
         except (RunbookError, OSError, ValueError) as exc:
-            self.on_error(f"the report of run {stopped.run_id} was not written: {exc}")
-            return
-        self.written[stopped.run_id] = directory
-        self.on_written(directory)
+            self.on_error(redact_text(f"the report of run {run_id} was not written: {exc}"))
+            return None
+        if directory is not None:
+            self.written[run_id] = directory
+            self.on_written(directory)
+        return directory
 
-    def _context(self, stopped: RunStopped) -> ReportContext:
-        if stopped.playbook is None:
-            return load_context(self.store.get_run(stopped.run_id))
-        return ReportContext.of(stopped.playbook, stopped.inventory, stopped.cluster_name, stopped.variables)
+    def _write(self, run_id: str, spec: ClusterSpec) -> Path | None:
+        record = self.store.get_run(run_id)
+        if record.options.get("check") or record.options.get("simulate"):
+            return None  # nothing was done: a dry run's outcome is its plan, not a report
+        context = load_context(record)
+        live = self._live.get(spec.name)
+        if live is not None:
+            return write_run_reports(self.store, run_id, context, live)
+        with self._connect(spec) as cluster:
+            return write_run_reports(self.store, run_id, context, cluster)

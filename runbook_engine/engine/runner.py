@@ -43,6 +43,7 @@ from runbook_engine.engine.tasks import (
     VarLayers,
     tags_selected,
 )
+from runbook_engine.engine.team_store import StoreMode
 from runbook_engine.errors import RunbookError, RunStateError, UserInputError
 from runbook_engine.kube.caching import CachingCluster
 from runbook_engine.kube.change import Change
@@ -107,6 +108,8 @@ class RunOptions:
     stop_after_phase: str | None = None
     #: Flow ids whose predicted break the operator accepts for every phase (``--accept-risk``).
     accept_risk: frozenset[str] = frozenset()
+    #: ``cluster``: also replicate the run into its cluster (``team_store``); None: the inventory decides.
+    store: StoreMode | None = None
 
     @property
     def attended(self) -> bool:
@@ -117,7 +120,8 @@ class RunOptions:
         return {"check": self.check, "diff": self.diff, "tags": sorted(self.tags), "skip_tags": sorted(self.skip_tags),
                 "start_at_phase": self.start_at_phase, "extra_vars": dict(self.extra_vars), "limit": self.limit,
                 "lock_namespace": self.lock_namespace, "simulate": self.simulate,
-                "stop_after_phase": self.stop_after_phase, "accept_risk": sorted(self.accept_risk)}
+                "stop_after_phase": self.stop_after_phase, "accept_risk": sorted(self.accept_risk),
+                "store": self.store.value if self.store else None}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunOptions:
@@ -125,7 +129,8 @@ class RunOptions:
                    skip_tags=frozenset(d.get("skip_tags") or ()), start_at_phase=d.get("start_at_phase"),
                    extra_vars=dict(d.get("extra_vars") or {}), limit=d.get("limit"),
                    lock_namespace=str(d.get("lock_namespace") or "default"), simulate=bool(d.get("simulate")),
-                   stop_after_phase=d.get("stop_after_phase"), accept_risk=frozenset(d.get("accept_risk") or ()))
+                   stop_after_phase=d.get("stop_after_phase"), accept_risk=frozenset(d.get("accept_risk") or ()),
+                   store=StoreMode(d["store"]) if d.get("store") else None)
 
 
 @dataclass(frozen=True)

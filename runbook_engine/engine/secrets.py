@@ -53,6 +53,7 @@ class Sealer:
     """Encrypts Secret data inside JSON-like values for storage, and decrypts it on the way back."""
 
     def __init__(self, key: bytes) -> None:
+        self.key = key
         self._fernet = Fernet(key)
 
     @classmethod
@@ -93,6 +94,20 @@ class Sealer:
             return {k: self.unseal(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.unseal(v) for v in value]
+        return value
+
+    def reseal(self, value: Any, source: Sealer) -> Any:
+        """``value`` (sealed by ``source``) with every sealed part re-encrypted under this sealer's key.
+
+        Nothing is unsealed into the result: a journal imported from another machine keeps its Secret
+        data encrypted, now under the importing journal's key.
+        """
+        if isinstance(value, Mapping):
+            if set(value) == {_SEALED}:
+                return {_SEALED: self._fernet.encrypt(source._decrypt(str(value[_SEALED])).encode()).decode()}
+            return {k: self.reseal(v, source) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.reseal(v, source) for v in value]
         return value
 
     def _decrypt(self, token: str) -> str:

@@ -329,7 +329,13 @@ class _Builder:
             if (obj["apiVersion"], obj["kind"]) == ("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
                 for info in crd_kinds(obj):
                     self.registry.register(info)
+        seen: dict[tuple[str, str, str], Location] = {}
         for obj, where in manifests:
+            identity = (str(obj["kind"]), str(obj["metadata"].get("namespace") or ""), str(obj["metadata"]["name"]))
+            if identity in seen:
+                self.error(f"{identity[0]} {'/'.join(p for p in identity[1:] if p)} is declared twice", where,
+                           f"the first declaration is at {seen[identity]}; keep one")
+            seen.setdefault(identity, where)
             if self.registry.find(obj["apiVersion"], obj["kind"]) is None:
                 known = sorted({info.kind for info in self.registry})
                 self.error(f"unknown kind {obj['apiVersion']}/{obj['kind']}", where,

@@ -10,11 +10,12 @@ import pytest
 from runbook_engine.engine.connect import connect
 from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.plan_markdown import plan_markdown
-from runbook_engine.engine.plan_model import SCHEMA, DiffSource, PhaseStatus, Plan
+from runbook_engine.engine.plan_model import SCHEMA, CheckBasis, DiffSource, PhaseStatus, Plan
 from runbook_engine.engine.planner import Planner, PlanOptions
 from runbook_engine.engine.simulation import snapshot_kinds
 from runbook_engine.kube.change import ChangeKind
 from runbook_engine.kube.refs import ObjectRef
+from runbook_engine.report.verdict import Status
 from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.loader import load_playbook
 
@@ -29,7 +30,7 @@ PLANTED = "planted-ca-key-5f0e2b"
 def _plan(tmp: Path, with_exceptions: bool) -> tuple[Plan, Path]:
     inventory = load_inventory(write_demo_inventory(tmp / "inventory"))
     playbook = load_playbook(CASES / "strict_rollout.yml", catalog=catalog())
-    options = PlanOptions(extra_vars={"with_exceptions": with_exceptions})
+    options = PlanOptions(extra_vars={"with_exceptions": with_exceptions, "plan_checks": True})
     [plan] = Planner(SettledConnector(tmp / "state")).plan(playbook, inventory, options)
     return plan, tmp
 
@@ -122,3 +123,13 @@ def test_json_and_markdown_shapes(without_exception: tuple[Plan, Path]) -> None:
         "origin": "inventory"}
     text = plan_markdown([plan])
     assert "### Phase 4: strict" in text and f"| {ESO_VAULT} | http | inventory | ok → reset | **BREAKS** |" in text
+
+
+def test_checkpoint_outcomes_are_predicted_for_checks_that_need_live_traffic(
+        without_exception: tuple[Plan, Path], with_exception: tuple[Plan, Path]) -> None:
+    [failing] = without_exception[0].phase("strict").checks
+    assert (failing.status, failing.basis) == (Status.FAIL, CheckBasis.PREDICTED)
+    assert failing.summary == f"predicted: {ESO_VAULT} (reset, expected ok)"
+    assert without_exception[0].phase("strict").decision == "pause"
+    [passing] = with_exception[0].phase("strict").checks
+    assert (passing.status, passing.basis) == (Status.PASS, CheckBasis.PREDICTED)

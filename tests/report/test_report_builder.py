@@ -31,7 +31,7 @@ from runbook_engine.engine.report_builder import (
     workload_rows,
 )
 from runbook_engine.engine.report_files import AutoReports, report_dir, write_atomic
-from runbook_engine.engine.runner import Engine, RunOptions, RunResult, RunStopped, fixed_connector
+from runbook_engine.engine.runner import Engine, RunOptions, RunResult, fixed_connector
 from runbook_engine.errors import ClusterError
 from runbook_engine.kube.flow import Flow
 from runbook_engine.kube.memory import MemoryCluster
@@ -64,10 +64,16 @@ def written() -> list[Path]:
     return []
 
 
+def reporting_engine(store: RunStore, cluster: MemoryCluster, written: list[Path], errors: list[str]) -> Engine:
+    reports = AutoReports(store, fixed_connector({"lab": cluster}), on_written=written.append, on_error=errors.append)
+    return Engine(store, connect=reports.connect, sink=reports)
+
+
 @pytest.fixture
-def engine(store: RunStore, cluster: MemoryCluster, written: list[Path]) -> Engine:
-    hook = AutoReports(store, on_written=written.append, on_error=lambda reason: pytest.fail(reason))
-    return Engine(store, connect=fixed_connector({"lab": cluster}), on_stop=hook)
+def engine(store: RunStore, cluster: MemoryCluster, written: list[Path]) -> Iterator[Engine]:
+    errors: list[str] = []
+    yield reporting_engine(store, cluster, written, errors)
+    assert errors == []
 
 
 def run(engine: Engine, **extra: str) -> RunResult:
@@ -180,21 +186,38 @@ def test_a_planted_secret_value_is_absent_from_every_format(engine: Engine, stor
             assert value not in text, f"{value} leaked into {name}"
 
 
-def test_a_report_that_cannot_be_written_never_changes_how_the_run_ended(store: RunStore,
-                                                                          cluster: MemoryCluster) -> None:
+class NoMeshPolicies(MemoryCluster):
+    """A cluster whose API refuses to list PeerAuthentications (the report reads them; the run does not)."""
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:
+        if kind == "PeerAuthentication":
+            raise ClusterError("peerauthentications.security.istio.io is forbidden", status=403)
+        return super().list(api_version, kind, namespace, label_selector)
+
+
+def test_a_report_that_cannot_be_written_never_changes_how_the_run_ended(store: RunStore) -> None:
     errors: list[str] = []
-    hook = AutoReports(store, on_error=errors.append)
+    cluster = NoMeshPolicies(yaml.safe_load((ROLLOUT / "cluster.yaml").read_text()), name="lab")
+    result = run(reporting_engine(store, cluster, [], errors))
+    assert result.status is RunStatus.PAUSED
+    assert errors == [f"the report of run {result.run_id} was not written: "
+                      "peerauthentications.security.istio.io is forbidden"]
+
+
+def test_rollback_by_run_id_rewrites_the_report(engine: Engine, store: RunStore, written: list[Path]) -> None:
+    run_id = run(engine).run_id
+    result = engine.rollback(run_id)
+    assert result.status is RunStatus.ROLLED_BACK and len(written) == 2
+    md = read(store, run_id, "report.md")
+    assert phases_table(md)["enrol"] == "rolled_back"
+    assert "| sre | worker | not-meshed | no proxy |" in md  # observed after the namespace label was removed
+
+
+def test_a_dry_run_writes_no_report(engine: Engine, written: list[Path]) -> None:
     playbook, inventory = rollout_specs()
-    [result] = Engine(store, connect=fixed_connector({"lab": cluster})).run(playbook, inventory, RunOptions())
-
-    class Unreachable(MemoryCluster):
-        def list(self, api_version: str, kind: str, namespace: str | None = None,
-                 label_selector: str | None = None) -> list[dict[str, Any]]:
-            raise ClusterError("connection refused", status=503)
-
-    hook(RunStopped(result.run_id, "lab", RunStatus.PAUSED, Unreachable([]), playbook, inventory, {}))
-    assert errors == [f"the report of run {result.run_id} was not written: connection refused"]
-    assert store.get_run(result.run_id).status is RunStatus.PAUSED
+    engine.run(playbook, inventory, RunOptions(check=True))
+    assert written == []
 
 
 def test_rebuilding_from_the_journal_gives_the_same_report(engine: Engine, store: RunStore) -> None:

@@ -18,6 +18,7 @@ from runbook_engine.sandbox.controllers.util import (
     labels_of,
     owner_reference,
     random_suffix,
+    template_hash,
     uid_of,
 )
 from runbook_engine.sandbox.runtime import PodRuntime
@@ -87,6 +88,7 @@ class Context:
     rng: random.Random = field(default_factory=random.Random)
     ips: IpAllocator = field(default_factory=IpAllocator)
     _nodes: list[NodeInfo] | None = None
+    _hashes: dict[tuple[str, int, int], str] = field(default_factory=dict)
 
     def get(self, key: Key) -> Obj | None:
         """The object from the index's cache (see ``cow_copy`` for what may be changed in place)."""
@@ -100,6 +102,17 @@ class Context:
             if obj is not None:
                 out.append(obj)
         return out
+
+    def template_hash(self, owner: Obj, collision_count: int = 0) -> str:
+        """The owner's pod-template hash; cached per generation, since only a spec change can change it."""
+        meta = owner.get("metadata") or {}
+        key = (str(meta.get("uid", "")), int(meta.get("generation", 0)), collision_count)
+        cached = self._hashes.get(key)
+        if cached is None:
+            if len(self._hashes) > 100_000:
+                self._hashes.clear()
+            cached = self._hashes[key] = template_hash((owner.get("spec") or {}).get("template") or {}, collision_count)
+        return cached
 
     # -- nodes -------------------------------------------------------------------------------
     def invalidate_nodes(self) -> None:

@@ -21,7 +21,6 @@ from runbook_engine.sandbox.controllers.util import (
     pod_active,
     pod_ready,
     scaled_value,
-    template_hash,
     write_status,
 )
 from runbook_engine.sandbox.store import Key, Obj
@@ -36,7 +35,7 @@ class DaemonSetController:
         if ds is None:
             return None
         template = (ds.get("spec") or {}).get("template") or {}
-        revision = template_hash(template)
+        revision = self.ctx.template_hash(ds)
         eligible = {n.name: n for n in self.ctx.nodes() if _fits(template, n)}
         by_node: dict[str, list[Obj]] = {}
         for pod in self.ctx.children(ds, POD):

@@ -26,7 +26,6 @@ from runbook_engine.sandbox.controllers.util import (
     labels_of,
     owner_reference,
     scaled_value,
-    template_hash,
     write_status,
 )
 from runbook_engine.sandbox.store import Key, Obj
@@ -104,8 +103,7 @@ class DeploymentController:
     # -- the new ReplicaSet ------------------------------------------------------------------
     def _new_replica_set(self, deploy: Obj, sets: list[Obj]) -> Obj:
         template = (deploy.get("spec") or {}).get("template") or {}
-        collisions = int((deploy.get("status") or {}).get("collisionCount", 0))
-        digest = template_hash(template, collisions)
+        digest = self.ctx.template_hash(deploy, int((deploy.get("status") or {}).get("collisionCount", 0)))
         top = max((_revision(rs) for rs in sets), default=0)
         for rs in sets:
             if labels_of(rs).get(TEMPLATE_HASH_LABEL) == digest:

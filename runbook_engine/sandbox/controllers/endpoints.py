@@ -14,7 +14,6 @@ from runbook_engine.errors import ConflictError, NotFoundError
 from runbook_engine.sandbox.controllers.context import Context
 from runbook_engine.sandbox.controllers.util import (
     ENDPOINTS,
-    POD,
     Wake,
     pod_active,
     pod_ready,
@@ -51,12 +50,10 @@ class EndpointsController:
 
     def _pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:
         out = []
-        for ns, name in self.ctx.index.names(POD, namespace):
-            labels = self.ctx.index.pod_labels((*POD, ns, name))
-            if all(labels.get(k) == str(v) for k, v in selector.items()):
-                pod = self.ctx.get((*POD, ns, name))
-                if pod is not None and pod_active(pod) and (pod.get("status") or {}).get("podIP"):
-                    out.append(pod)
+        for key in self.ctx.index.pods_matching(namespace, {str(k): str(v) for k, v in selector.items()}):
+            pod = self.ctx.get(key)
+            if pod is not None and pod_active(pod) and (pod.get("status") or {}).get("podIP"):
+                out.append(pod)
         return out
 
     def _subsets(self, service: Obj, pods: list[Obj]) -> list[dict[str, Any]]:

@@ -131,6 +131,15 @@ class ObjectIndex:
                 if selector and all(labels.get(k) == v for k, v in selector.items())
             ]
 
+    def pods_matching(self, namespace: str, selector: dict[str, str]) -> list[Key]:
+        """Pods in ``namespace`` whose labels match ``selector`` (equality-based, as Services select)."""
+        with self._lock:
+            names = self._names.get(POD, {}).get(namespace, ())
+            keys = [(*POD, namespace, name) for name in names]
+            return sorted(
+                k for k in keys if all(self._pod_labels.get(k, {}).get(sk) == sv for sk, sv in selector.items())
+            )
+
     def pod_labels(self, key: Key) -> dict[str, str]:
         with self._lock:
             return dict(self._pod_labels.get(key, {}))

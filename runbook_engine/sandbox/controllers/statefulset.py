@@ -21,7 +21,6 @@ from runbook_engine.sandbox.controllers.util import (
     labels_of,
     pod_active,
     pod_ready,
-    template_hash,
     write_status,
 )
 from runbook_engine.sandbox.store import Key, Obj
@@ -37,7 +36,7 @@ class StatefulSetController:
             return None
         spec = sts.get("spec") or {}
         replicas = int(spec.get("replicas", 1))
-        revision = f"{sts['metadata']['name']}-{template_hash(spec.get('template') or {})}"
+        revision = f"{sts['metadata']['name']}-{self.ctx.template_hash(sts)}"
         ordered = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
         pods = self._pods(sts)
         self._create_missing(sts, pods, replicas, revision, ordered)
