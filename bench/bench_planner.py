@@ -95,7 +95,9 @@ def _report(workloads: int, flows: int, plan: Plan, seconds: float) -> None:
     changed = sum(len(p.objects) for p in plan.phases)
     budget = len(snapshot_kinds()) * len(plan.phases) + changed
     breaking = len(plan.breaking)
-    print(f"{workloads:>6} workloads {flows:>6} flows | plan {seconds:6.2f}s | requests {lists + dry_runs:>6} "
+    steps = ", ".join(f"{name} {value:.1f}s" for name, value in plan.timings.items())
+    print(f"{workloads:>6} workloads {flows:>6} flows | plan {seconds:6.2f}s ({steps}) | "
+          f"requests {lists + dry_runs:>6} "
           f"({lists} lists + {dry_runs} dry-runs; budget {budget}) | {changed} objects changed, "
           f"{sum(len(p.restarts) for p in plan.phases)} restarts, {breaking} predicted breaks")
 

@@ -175,6 +175,8 @@ class Plan:
     phases: tuple[PhasePlan, ...]
     flows: int
     requests: dict[str, int] = field(default_factory=dict)
+    #: Wall-clock seconds per step (snapshot, simulation, phases); not in JSON, which is deterministic.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def breaking(self) -> list[FlowPlan]:

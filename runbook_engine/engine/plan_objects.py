@@ -30,6 +30,8 @@ from runbook_engine.errors import ClusterError
 from runbook_engine.kube.change import ChangeKind
 from runbook_engine.kube.cluster import FIELD_MANAGER, Cluster, PatchType
 from runbook_engine.kube.diff import diff_objects
+from runbook_engine.kube.merge import SERVER_METADATA
+from runbook_engine.kube.redact import LAST_APPLIED
 from runbook_engine.kube.refs import ObjectRef
 from runbook_engine.mesh import MeshView
 
@@ -72,21 +74,30 @@ def _without_restart(template: Mapping[str, Any]) -> dict[str, Any]:
     return {**template, "metadata": meta}
 
 
+def _user_view(obj: Mapping[str, Any], *, restart: bool) -> dict[str, Any]:
+    """``obj`` as a user wrote it (no status, server metadata or last-applied annotation), for comparing only;
+    with ``restart`` False, without the pod template's restartedAt annotation too. Shallow: never modify it."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_METADATA}
+    notes = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+    meta["annotations"] = notes
+    view = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    view["metadata"] = meta
+    if not restart and "template" in (obj.get("spec") or {}):
+        view["spec"] = {**obj["spec"], "template": _without_restart(_template(obj))}
+    return view
+
+
 def change_kind(before: Obj | None, after: Obj | None) -> ChangeKind | None:
     """What happened to an object (None when nothing a user set differs)."""
     if before is None:
         return None if after is None else ChangeKind.CREATE
     if after is None:
         return ChangeKind.DELETE
-    old, new = strip_server_fields(before), strip_server_fields(after)
-    old.pop("status", None)
-    new.pop("status", None)
-    if old == new:
+    if _user_view(before, restart=True) == _user_view(after, restart=True):
         return None
-    restarted = _template(before) != _template(after)
-    same_otherwise = {**old, "spec": {**(old.get("spec") or {}), "template": _without_restart(_template(old))}} == \
-        {**new, "spec": {**(new.get("spec") or {}), "template": _without_restart(_template(new))}}
-    return ChangeKind.RESTART if restarted and same_otherwise else ChangeKind.UPDATE
+    if _user_view(before, restart=False) == _user_view(after, restart=False):
+        return ChangeKind.RESTART  # only the restartedAt annotation differs
+    return ChangeKind.UPDATE
 
 
 def restarted_workloads(entries: Sequence[Folded], view: MeshView) -> list[RestartPlan]:

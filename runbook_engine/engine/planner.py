@@ -24,15 +24,17 @@ phase's ``accept:`` nor ``--accept-risk`` names.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from runbook_engine.checks.baseline import take_baseline
 from runbook_engine.checks.live import VIEW_KINDS, control_plane_namespaces
 from runbook_engine.checks.reachability import expected
+from runbook_engine.engine.checkpoint import decide
 from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import RunRecord, RunStore
 from runbook_engine.engine.plan_model import (
@@ -120,14 +122,13 @@ def mesh_objects(cluster: PlanCluster) -> list[Obj]:
 
 @dataclass
 class Boundaries:
-    """The simulation's event sink: records the state before and after each phase, and what it decided."""
+    """The simulation's event sink: records the state before and after each phase, and skipped phases."""
 
     cluster: PlanCluster
     phases: Sequence[PhaseRef]
     before: dict[int, State] = field(default_factory=dict)
     after: dict[int, State] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
-    decisions: dict[int, str] = field(default_factory=dict)
     restarted: set[str] = field(default_factory=set)
     current: int = -1
     _state: State | None = None
@@ -145,8 +146,6 @@ class Boundaries:
             self.after[self.current] = self.state()
         elif event.kind is EventKind.PHASE_SKIPPED:
             self.skipped[self._index_of(event.phase)] = event.message
-        elif event.kind is EventKind.CHECKPOINT_DECISION:
-            self.decisions[self.current] = str(event.data.get("decision", ""))
         elif event.kind is EventKind.ROLLBACK_START:
             self.cluster.rolling_back = True
 
@@ -244,6 +243,14 @@ def check_plans(verdicts: Sequence[Verdict], flows: Sequence[FlowPlan]) -> list[
     return plans
 
 
+def predicted_decision(phase: PhaseSpec, verdicts: Sequence[Verdict], checks: Sequence[CheckPlan]) -> str:
+    """What the phase's checkpoint policy would decide on the predicted verdicts ("" without checks)."""
+    if not verdicts:
+        return ""
+    predicted = [replace(v, status=c.status, summary=c.summary) for v, c in zip(verdicts, checks, strict=True)]
+    return decide(predicted, phase.checkpoint)[0].value
+
+
 # -- one cluster ----------------------------------------------------------------------------------------
 @dataclass
 class _Context:
@@ -268,10 +275,11 @@ def _phase_plan(ctx: _Context, ref: PhaseRef, entries: list[Folded], dry: DryRun
     after = after or ctx.sim.state()
     flows = flow_plans(ctx.declared, before, after, (*phase.accept, *ctx.options.accept_risk))
     verdicts = ctx.store.verdicts(ctx.run.run_id, index)
+    checks = check_plans(verdicts, flows)
     return PhasePlan(phase.name, index, PhaseStatus.STOPPED if stopped else PhaseStatus.PLANNED,
                      ctx.run.reason if stopped else "", tuple(object_plans(entries, dry.results(index))),
-                     tuple(restarted_workloads(entries, before.view)), tuple(flows),
-                     tuple(check_plans(verdicts, flows)), ctx.sim.decisions.get(index, ""))
+                     tuple(restarted_workloads(entries, before.view)), tuple(flows), tuple(checks),
+                     predicted_decision(phase, verdicts, checks))
 
 
 def _phase_plans(ctx: _Context, phases: Sequence[PhaseRef]) -> list[PhasePlan]:
@@ -304,26 +312,42 @@ def plan_cluster(live: Cluster, playbook: PlaybookSpec, inventory: InventorySpec
                  facts: Mapping[str, Any] | None = None) -> Plan:
     """Plan ``playbook`` on the inventory cluster ``cluster``, reached as ``live`` (read only, dry runs)."""
     spec = inventory.clusters[cluster]
-    counted = _requests(live)
+    counted, clock = _requests(live), _Clock()
     sim_cluster = snapshot(live)
     phases = phases_for(playbook, inventory, cluster)
     _check_phase(phases, options.phase)
     sink = Boundaries(sim_cluster, phases)
     declared = declared_flows(inventory, cluster, spec.prometheus_url, sink.state().view, options.telemetry_hours)
+    clock.lap("snapshot")
     run_options = RunOptions(simulate=True, tags=options.tags, skip_tags=options.skip_tags,
                              start_at_phase=start_at, stop_after_phase=options.phase, limit=cluster,
                              extra_vars={**(facts or {}), **options.extra_vars})
     store, result = _simulate(sim_cluster, playbook, inventory, cluster, run_options, sink)
+    clock.lap("simulation")
     try:
         ctx = _Context(live if options.dry_run else None, sink, store, result, declared, options)
         first = next((r.index for r in phases if r.phase.name == start_at), 0)
         plans = _phase_plans(ctx, phases[first:])
     finally:
         store.close()
+    clock.lap("phases")
     if options.phase is not None:
         plans = [p for p in plans if p.name == options.phase]
     flows = len({_key(f.flow) for p in plans for f in p.flows}) or len(declared)
-    return Plan(cluster, str(playbook.path), tuple(plans), flows, dict(_requests(live) - counted))
+    return Plan(cluster, str(playbook.path), tuple(plans), flows, dict(_requests(live) - counted), clock.laps)
+
+
+class _Clock:
+    """Wall-clock laps of the planning steps."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _check_phase(phases: Sequence[PhaseRef], name: str | None) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ _FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ROLLED_BACK)
 _FORM_TEXT = {ProxyForm.NATIVE_SIDECAR: "native sidecar", ProxyForm.CONTAINER: "sidecar container",
               ProxyForm.AMBIENT: "ambient (ztunnel)"}
 _PREDICTED = "predicted"  # reachability's ``How.PREDICTED``: the check did not exercise the flow
+_CHANGE_EVENTS = frozenset({EventKind.CHANGE.value, EventKind.ROLLBACK_CHANGE.value})
 
 
 # -- what the run is about ---------------------------------------------------------------------------------
@@ -192,7 +193,11 @@ class Platform:
 
 
 def mesh_wide_mtls(view: MeshView) -> str:
-    """The mesh-wide mTLS mode: the root namespace's selector-less PeerAuthentication, else the mesh default."""
+    """The mesh-wide mTLS mode: the root namespace's selector-less PeerAuthentication, else the mesh default.
+
+    The oldest such policy wins and UNSET means Istio's default, PERMISSIVE
+    (https://istio.io/latest/docs/reference/config/security/peer_authentication/).
+    """
     root = view.mesh.root_namespace
     mesh_wide = [p for p in view.objects("PeerAuthentication", root) if not (p.get("spec") or {}).get("selector")]
     policies = sorted(mesh_wide, key=age_key)
@@ -233,37 +238,70 @@ def _form(view: MeshView, wl: Workload) -> str:
     return "no proxy (restart pending)" if enrolment.needs_restart else "no proxy"
 
 
-def observed_flows(verdicts: Iterable[tuple[Verdict, str]]) -> dict[str, tuple[dict[str, Any], str]]:
-    """Per flow id, the latest per-flow entry a check put in ``Verdict.data["flows"]`` and the check's title."""
-    found: dict[str, tuple[dict[str, Any], str]] = {}
+@dataclass(frozen=True)
+class Observation:
+    """What a check saw of one flow: its ``Verdict.data["flows"]`` entry, where, and whether it still holds."""
+
+    entry: Mapping[str, Any]
+    source: str  # "'<check title>' of phase <phase>"
+    current: bool = True  # False when a change or an undo was journaled after the check ran
+
+    @property
+    def exercised(self) -> bool:
+        return self.entry.get("how") != _PREDICTED
+
+    @property
+    def outcome(self) -> str:
+        return str(self.entry["outcome"])
+
+    def describe(self) -> str:
+        code = str(self.entry.get("http_code") or "")
+        status = f" (HTTP {code})" if code.isdigit() and code != "000" else ""
+        return f"observed {self.outcome} by {self.entry.get('how') or 'a check'}{status} in check {self.source}"
+
+
+def stale_checks(events: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """(phase, check title) of checks whose latest result the cluster changed after (a later change or undo)."""
+    changed = [int(e["seq"]) for e in events if e["kind"] in _CHANGE_EVENTS]
+    last_change = max(changed, default=-1)
+    last_result = {(str(e["phase"]), str(e["task"])): int(e["seq"]) for e in events
+                   if e["kind"] == EventKind.CHECK_RESULT.value}
+    return {key for key, seq in last_result.items() if seq < last_change}
+
+
+def observed_flows(verdicts: Iterable[tuple[Verdict, str]],
+                   stale: Collection[tuple[str, str]] = ()) -> dict[str, Observation]:
+    """Per flow id, the latest observation a check put in ``Verdict.data["flows"]`` (verdicts in phase order)."""
+    found: dict[str, Observation] = {}
     for verdict, phase in verdicts:
         for entry in _items(verdict.data.get("flows")):
             if isinstance(entry, Mapping) and entry.get("flow") and entry.get("outcome") in set(Outcome):
-                found[str(entry["flow"])] = (dict(entry), f"'{verdict.title}' of phase {phase}")
+                found[str(entry["flow"])] = Observation(dict(entry), f"'{verdict.title}' of phase {phase}",
+                                                        (phase, verdict.title) not in stale)
     return found
 
 
-def flow_rows(view: MeshView | None, flows: Sequence[Flow],
-              observed: Mapping[str, tuple[dict[str, Any], str]]) -> tuple[FlowRow, ...]:
-    """Each declared flow with what a check observed, else what the mesh rules predict on ``view``."""
+def flow_rows(view: MeshView | None, flows: Sequence[Flow], observed: Mapping[str, Observation]) -> tuple[FlowRow, ...]:
+    """Each declared flow as a check observed it, else as the mesh rules predict it on ``view``.
+
+    An observation the cluster changed after is replaced by a prediction on the live objects (which
+    names the old observation); without ``view`` it is shown, marked as older than the changes.
+    """
     rows: list[FlowRow] = []
     for flow in flows:
-        entry, title = observed.get(flow.id, ({}, ""))
-        if entry and entry.get("how") != _PREDICTED:
-            rows.append(_row(flow, str(entry["outcome"]), (_observed_reason(entry, title),)))
+        seen = observed.get(flow.id)
+        exercised = seen is not None and seen.exercised
+        if seen is not None and exercised and (seen.current or view is None):
+            later = "" if seen.current else ", before later changes"
+            rows.append(_row(flow, seen.outcome, (seen.describe() + later,)))
         elif view is not None:
             result = evaluate_flow(view, flow)
-            rows.append(_row(flow, result.outcome.value, ("predicted from the live objects, not exercised",
-                                                          *result.reasons)))
-        elif entry:
-            rows.append(_row(flow, str(entry["outcome"]), (f"predicted by check {title}, not exercised",)))
+            why = (f"predicted from the live objects, which changed since it was {seen.describe()}"
+                   if seen is not None and exercised else "predicted from the live objects, not exercised")
+            rows.append(_row(flow, result.outcome.value, (why, *result.reasons)))
+        elif seen is not None:
+            rows.append(_row(flow, seen.outcome, (f"predicted by check {seen.source}, not exercised",)))
     return tuple(rows)
-
-
-def _observed_reason(entry: Mapping[str, Any], title: str) -> str:
-    code = str(entry.get("http_code") or "")
-    status = f" (HTTP {code})" if code.isdigit() and code != "000" else ""
-    return f"observed by {entry.get('how') or 'a check'}{status} in check {title}"
 
 
 def _row(flow: Flow, outcome: str, reasons: tuple[str, ...]) -> FlowRow:
@@ -275,18 +313,21 @@ def declared_flows(context: ReportContext) -> list[Flow]:
     return [Flow.model_validate(f) for f in _items(context.rendered("flows", []))]
 
 
-def observe_platform(cluster: Cluster, context: ReportContext, verdicts: Iterable[tuple[Verdict, str]],
+def observe_platform(cluster: Cluster, context: ReportContext, observed: Mapping[str, Observation],
                      now: dt.datetime | None = None) -> Platform:
     """The platform as it is now on ``cluster`` (one read of the objects mesh semantics needs)."""
     view = live_view(cluster)
     scope = PlatformScope.from_context(context)
-    rows = flow_rows(view, declared_flows(context), observed_flows(verdicts))
+    rows = flow_rows(view, declared_flows(context), observed)
     return Platform(mesh_wide_mtls(view), workload_rows(view, scope), rows, _stamp(now))
 
 
-def journal_verdicts(store: RunStore, run_id: str, names: Sequence[str]) -> list[tuple[Verdict, str]]:
-    """Every checkpoint's verdicts of the run, in phase order, with the phase's name."""
-    return [(v, name) for index, name in enumerate(names) for v in store.verdicts(run_id, index)]
+def journal_observations(store: RunStore, record: RunRecord, context: ReportContext) -> dict[str, Observation]:
+    """The run's latest observation of each flow, from its checkpoints' verdicts and its events."""
+    events = store.events(record.id)
+    names = phase_names(context, events, record)
+    verdicts = [(v, name) for index, name in enumerate(names) for v in store.verdicts(record.id, index)]
+    return observed_flows(verdicts, stale_checks(events))
 
 
 def save_platform(store: RunStore, run_id: str, platform: Platform) -> None:

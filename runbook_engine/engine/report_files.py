@@ -26,11 +26,10 @@ from runbook_engine.engine.journal import RunStore
 from runbook_engine.engine.report_builder import (
     ReportContext,
     build_report,
-    journal_verdicts,
+    journal_observations,
     load_context,
     maskable,
     observe_platform,
-    phase_names,
     save_platform,
 )
 from runbook_engine.engine.runner import ClusterConnector
@@ -97,8 +96,8 @@ def write_run_reports(store: RunStore, run_id: str, context: ReportContext, clus
     record = store.get_run(run_id)
     secrets: set[str] = set()
     if cluster is not None:
-        names = phase_names(context, store.events(record.id), record)
-        save_platform(store, record.id, observe_platform(cluster, context, journal_verdicts(store, record.id, names)))
+        observed = journal_observations(store, record, context)
+        save_platform(store, record.id, observe_platform(cluster, context, observed))
         secrets = cluster_secrets(cluster)
     report = build_report(store, record.id, context, secrets=secrets)
     directory = report_dir(store.directory, record.id)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -179,8 +180,31 @@ def phases_for(playbook: PlaybookSpec, inventory: InventorySpec, cluster: str) -
 
 
 def playbook_hash(playbook: PlaybookSpec) -> str:
-    """A hash of everything the loader read (plays, phases, tasks, roles), to detect edits before resume."""
-    return fingerprint(playbook.model_dump(mode="json", exclude={"path"}))
+    """A hash of everything the loader read (plays, phases, tasks, roles), to detect edits before resume.
+
+    Files count by their path relative to the playbook's directory, so the same checkout named by a
+    relative path, or at another path on another machine (a resume from the team store), hashes the same.
+    """
+    dumped = playbook.model_dump(mode="json", exclude={"path"})
+    return fingerprint(_relative_paths(dumped, playbook.path.resolve().parent))
+
+
+def _relative_paths(value: Any, base: Path) -> Any:
+    """``value`` with every location's file, role path and ``base_dir`` made relative to ``base``."""
+    if isinstance(value, list):
+        return [_relative_paths(v, base) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _relative_paths(v, base) for k, v in value.items()}
+    keys = ["base_dir"]
+    if {"file", "line", "column"} <= value.keys():
+        keys.append("file")
+    if {"path", "defaults", "dependencies"} <= value.keys():
+        keys.append("path")
+    for key in keys:
+        if isinstance(value.get(key), str):
+            out[key] = os.path.relpath(Path(value[key]).resolve(), base)
+    return out
 
 
 def _has_selected_task(tasks: Sequence[TaskSpec], tags: frozenset[str], options: RunOptions) -> bool:

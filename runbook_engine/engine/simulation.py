@@ -74,7 +74,9 @@ class PlanCluster(MemoryCluster):
     """A ``MemoryCluster`` that records its writes per phase and refuses probe pods."""
 
     def __init__(self, objects: list[Obj], name: str) -> None:
-        super().__init__(objects, name=name)
+        super().__init__((), name=name)
+        for obj in objects:  # freshly read from the API: nobody else holds them, no copy needed
+            self._load(obj, copy=False)
         self.phase = NOT_A_PHASE
         self.rolling_back = False
         self.log: list[Write] = []

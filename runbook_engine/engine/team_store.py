@@ -54,7 +54,7 @@ from typing import Any
 from runbook_engine.engine.events import Event, EventKind, EventSink, discard
 from runbook_engine.engine.journal import RunRecord, RunStatus, RunStore, owner_alive
 from runbook_engine.engine.secrets import Sealer
-from runbook_engine.errors import ClusterError, RunbookError, RunStateError, UserInputError
+from runbook_engine.errors import RunbookError, RunStateError, UserInputError
 from runbook_engine.kube.cluster import Cluster, Obj, PatchType
 from runbook_engine.kube.redact import redact_text
 from runbook_engine.kube.refs import ObjectRef
@@ -335,14 +335,22 @@ def ensure_local(store: RunStore, run_id: str, cluster: TeamStore, inventory: Pa
 
 def bring_home(store: RunStore, run_id: str, inventory: Path | None, limit: str | None,
                connect: ClusterConnector) -> str:
-    """The local id of ``run_id`` for ``resume``/``rollback``, fetched from the cluster when ``inventory`` is given."""
+    """The local id of ``run_id`` for ``resume``/``rollback``, current with its replica in the cluster.
+
+    A run not in the local journal is fetched from the cluster of ``inventory``. A local run that
+    uses the team store is compared with its replica first (through its own inventory unless one
+    is given), so a machine never continues from a copy another machine has moved past.
+    """
+    local = local_run(store, run_id)
     if inventory is None:
-        if local_run(store, run_id) is None:
+        if local is None:
             raise RunStateError(f"no run {run_id!r} in the local journal",
                                 hint="a run kept in its cluster (--store cluster) is fetched with -i INVENTORY "
                                      "[--limit CLUSTER]; list local runs with `runbook runs`")
-        return run_id
-    spec = pick_cluster(load_inventory(inventory), limit)
+        inventory = Path(local.inventory)
+    spec = pick_cluster(load_inventory(inventory), limit or (local.cluster if local else None))
+    if local is not None and store_mode(spec, local.options.get("store")) is StoreMode.LOCAL:
+        return local.id
     with connect(spec) as cluster:
         return ensure_local(store, run_id, TeamStore.for_spec(cluster, spec), inventory).id
 
@@ -399,7 +407,7 @@ class Replicator:
                 return
             with self._connect(spec) as cluster:
                 TeamStore.for_spec(cluster, spec).publish(self.store, run_id)
-        except (ClusterError, RunStateError, UserInputError, OSError) as exc:
+        except (RunbookError, OSError) as exc:  # the run goes on: its local journal is complete
             self._warn(run_id, spec, exc)
 
     def _replicated(self, run_id: str, spec: ClusterSpec) -> bool:

@@ -1,4 +1,6 @@
-"""API faults: requests that answer an error status or answer late, as a struggling API server does.
+"""Faults: API faults (this module's rules) and the seam every other kind of fault plugs into.
+
+API faults are requests that answer an error status or answer late, as a struggling API server does.
 
 A rule matches by verb (``get``, ``list``, ``watch``, ``create``, ``update``, ``patch``, ``delete``,
 ``deletecollection``), resource (plural such as ``deployments``, or kind) and namespace; each
@@ -8,6 +10,12 @@ run time through ``/sandbox/admin/faults``, in the same shape::
 
     {api_error: {status: 500, verb: patch, resource: deployments, probability: 0.3}}
     {api_latency: {seconds: 0.2, verb: list, resource: pods, count: 3}}
+
+Every kind of fault — API faults here, crash loops (``controllers.crashloop``), mesh faults
+(``physics.faults``) — is a ``FaultHandler`` for the shapes (top-level keys) it takes. A server's
+``FaultBoard`` holds its handlers and is the one place faults are switched on and off: from the
+scenario's ``faults:`` list at start, and from the admin endpoint at run time. Each active fault has
+an id; the board lists them all and removes them one by one or all at once.
 """
 
 from __future__ import annotations
@@ -15,10 +23,10 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from runbook_engine.errors import UserInputError
 from runbook_engine.kube.refs import KindInfo
@@ -35,6 +43,14 @@ _MESSAGES: dict[int, tuple[str, Reason]] = {
           Reason.CONFLICT),
     403: ("forbidden: injected fault", Reason.FORBIDDEN),
 }
+
+
+_IDS = itertools.count(1)
+
+
+def new_fault_id() -> str:
+    """A fault id unique in this process (``fault-<n>``), whoever activates the fault."""
+    return f"fault-{next(_IDS)}"
 
 
 class FaultType(StrEnum):
@@ -130,15 +146,15 @@ class FaultSet:
         self._rules: list[FaultRule] = []
         self._lock = threading.Lock()
         self._random = random.Random(seed)
-        self._ids = itertools.count(1)
 
     def seed(self, value: int) -> None:
         """Make probabilistic faults repeatable (same seed, same sequence of requests: same failures)."""
         with self._lock:
             self._random.seed(value)
 
-    def add_spec(self, spec: Mapping[str, Any]) -> FaultRule | None:
-        rule = parse_fault(spec, f"fault-{next(self._ids)}")
+    def add_spec(self, spec: Mapping[str, Any], rule_id: str | None = None) -> FaultRule | None:
+        """Add the rule of an API fault entry (None for other fault shapes); raises ``UserInputError``."""
+        rule = parse_fault(spec, rule_id or new_fault_id())
         if rule is not None:
             with self._lock:
                 self._rules.append(rule)
@@ -181,3 +197,124 @@ class FaultSet:
 
     def _fires(self, rule: FaultRule) -> bool:
         return rule.probability is None or self._random.random() < rule.probability
+
+
+# -- the seam for every kind of fault ---------------------------------------------------------------
+
+
+class FaultHandler(Protocol):
+    """One kind of fault: the entry shapes it takes, and switching such faults on and off by id."""
+
+    @property
+    def shapes(self) -> frozenset[str]:
+        """The top-level keys of the fault entries this handler takes (e.g. ``{"crashloop"}``)."""
+        ...
+
+    def activate(self, fault_id: str, spec: Mapping[str, Any]) -> Obj:
+        """Switch a fault on; returns it as listed. Raises ``UserInputError`` when ``spec`` is malformed."""
+        ...
+
+    def deactivate(self, fault_id: str) -> bool:
+        """Switch a fault off; False when this handler holds no fault with that id."""
+        ...
+
+    def active(self) -> list[Obj]:
+        """The active faults, each as ``{"id": ..., "type": <shape>, ...the entry's fields}``."""
+        ...
+
+
+def describe(fault_id: str, spec: Mapping[str, Any]) -> Obj:
+    """How a fault entry is listed: its id, its type (the entry's key) and the entry's fields."""
+    (shape, body), = spec.items()
+    fields = dict(body) if isinstance(body, Mapping) else {"value": body}
+    return {"id": fault_id, "type": str(shape), **fields}
+
+
+class UnknownFaultShape(UserInputError):
+    """A fault entry whose shape no handler of this server takes."""
+
+    def __init__(self, shape: str, accepted: Sequence[str]) -> None:
+        super().__init__(
+            f"unsupported fault type {shape!r}: this sandbox accepts {', '.join(accepted)}",
+            hint="a fault is one mapping with one key, its type, e.g. {\"api_error\": {\"status\": 500}}",
+        )
+        self.shape = shape
+        self.accepted = tuple(accepted)
+
+
+class ApiFaults:
+    """The ``FaultHandler`` for API faults: ``api_error`` and ``api_latency`` rules in a ``FaultSet``."""
+
+    shapes = frozenset(t.value for t in FaultType)
+
+    def __init__(self, faults: FaultSet) -> None:
+        self.faults = faults
+
+    def activate(self, fault_id: str, spec: Mapping[str, Any]) -> Obj:
+        rule = self.faults.add_spec(spec, fault_id)
+        if rule is None:
+            raise UserInputError(f"not an API fault: {sorted(spec)}", hint="use api_error or api_latency")
+        return rule.to_dict()
+
+    def deactivate(self, fault_id: str) -> bool:
+        return self.faults.remove(fault_id)
+
+    def active(self) -> list[Obj]:
+        return self.faults.rules()  # counted rules that ran out are gone, as they no longer fire
+
+
+class FaultBoard:
+    """Every active fault of one server, switched on and off through its handlers."""
+
+    def __init__(self, handlers: Iterable[FaultHandler] = ()) -> None:
+        self._handlers: list[FaultHandler] = []
+        self._lock = threading.Lock()
+        for handler in handlers:
+            self.register(handler)
+
+    def register(self, handler: FaultHandler) -> None:
+        """Take the shapes of ``handler`` too (a shape taken twice goes to the first handler)."""
+        with self._lock:
+            self._handlers.append(handler)
+
+    @property
+    def shapes(self) -> list[str]:
+        """Every accepted fault type, in registration order."""
+        with self._lock:
+            return [s for h in self._handlers for s in sorted(h.shapes)]
+
+    def accepts(self, spec: Mapping[str, Any]) -> bool:
+        return len(spec) == 1 and self._handler(str(next(iter(spec)))) is not None
+
+    def add(self, spec: Mapping[str, Any]) -> Obj:
+        """Activate one fault entry; raises ``UnknownFaultShape`` or ``UserInputError`` (malformed)."""
+        if len(spec) != 1:
+            raise UserInputError(
+                f"a fault is a mapping with one key, its type; got {len(spec)} keys",
+                hint="e.g. {\"crashloop\": {\"namespace\": \"sre\", \"workload\": \"api\"}}",
+            )
+        shape = str(next(iter(spec)))
+        handler = self._handler(shape)
+        if handler is None:
+            raise UnknownFaultShape(shape, self.shapes)
+        return handler.activate(new_fault_id(), spec)
+
+    def remove(self, fault_id: str) -> bool:
+        """Deactivate one fault; False when no fault has that id."""
+        return any(h.deactivate(fault_id) for h in self._snapshot())
+
+    def clear(self) -> None:
+        """Deactivate every fault."""
+        for handler in self._snapshot():
+            for fault in handler.active():
+                handler.deactivate(str(fault["id"]))
+
+    def active(self) -> list[Obj]:
+        return [fault for h in self._snapshot() for fault in h.active()]
+
+    def _handler(self, shape: str) -> FaultHandler | None:
+        return next((h for h in self._snapshot() if shape in h.shapes), None)
+
+    def _snapshot(self) -> list[FaultHandler]:
+        with self._lock:
+            return list(self._handlers)

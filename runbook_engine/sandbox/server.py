@@ -1,9 +1,13 @@
 """The sandbox API server: HTTPS on loopback, bearer-token auth, a kubeconfig, persisted state.
 
-``SandboxServer`` composes the store, the REST API (``sandbox.api``), API faults, the workload
-controllers and the pod runtime, and serves them with a threaded HTTP/1.1 server (keep-alive,
-chunked watch streams). It is used by ``runbook sandbox up``, by the engine for an inventory
-cluster that names ``sandbox: <scenario>``, and by tests::
+``SandboxServer`` composes the store, the REST API (``sandbox.api``), the workload controllers, the
+pod runtime and the fault board, and serves them with a threaded HTTP/1.1 server (keep-alive,
+chunked watch streams). Faults — the scenario's and those posted to ``/sandbox/admin/faults`` —
+go through one ``FaultBoard``: API faults and crash loops are registered here, and the composition
+root (``sandbox.app``) registers the mesh faults of its physics with ``register_faults``.
+
+It is used by ``runbook sandbox up``, by the engine for an inventory cluster that names
+``sandbox: <scenario>``, and by tests::
 
     with SandboxServer(Path(".runbook/sandbox/demo"), scenario=Path("inventory/demo/scenario.yaml")) as srv:
         kubernetes.config.load_kube_config(config_file=str(srv.kubeconfig))
@@ -32,7 +36,8 @@ from runbook_engine.sandbox.api.gc import GarbageCollector
 from runbook_engine.sandbox.api.resources import ResourceApi
 from runbook_engine.sandbox.api.routing import Query
 from runbook_engine.sandbox.controllers import ControllerManager
-from runbook_engine.sandbox.faults import FaultSet
+from runbook_engine.sandbox.controllers.crashloop import CrashLoopFaults
+from runbook_engine.sandbox.faults import ApiFaults, FaultBoard, FaultHandler, FaultSet, UnknownFaultShape
 from runbook_engine.sandbox.persist import StateSaver, load_state, write_private
 from runbook_engine.sandbox.runtime import DefaultRuntime, PodRuntime
 from runbook_engine.sandbox.scenario import Scenario, load_scenario
@@ -148,7 +153,9 @@ class SandboxServer:
         metrics: Callable[[], str] | None = None,
         store: Store | None = None,
         controllers: bool = True,
+        loaded: Scenario | None = None,
     ) -> None:
+        """``loaded`` is ``scenario`` already parsed (by a caller that needed it first), not parsed again."""
         self.state_dir = Path(state_dir)
         self.scenario = scenario
         self.host = host
@@ -157,12 +164,16 @@ class SandboxServer:
         self.metrics = metrics
         self.store = store or Store()
         self.faults = FaultSet()
+        self._crash_loops = CrashLoopFaults()
+        self.fault_board = FaultBoard([ApiFaults(self.faults), self._crash_loops])
         self.kubeconfig = self.state_dir / "kubeconfig"
         self.url = ""
         self.token = ""
+        self.app: ApiApp | None = None  # the API as a function, once started
         self._use_controllers = controllers
         self._controllers: ControllerManager | None = None
-        self._scenario_faults: list[dict[str, Any]] = []
+        self._loaded = loaded
+        self._faults_declared = False
         self._gc = GarbageCollector(self.store)
         self._saver = StateSaver(self.store, self.state_dir)
         self._httpd: _HttpsServer | None = None
@@ -178,7 +189,9 @@ class SandboxServer:
         context.load_cert_chain(tls.cert, tls.key)
         context.set_alpn_protocols(["http/1.1"])
         resources = ResourceApi(self.store, self._gc)
-        app = ApiApp(self.store, resources, token=self.token, faults=self.faults, metrics=self.metrics)
+        app = ApiApp(self.store, resources, token=self.token, faults=self.faults, metrics=self.metrics,
+                     admin=self.fault_board)
+        self.app = app
         self._httpd = _HttpsServer((self.host, self.port), context, app)
         self.port = self._httpd.server_address[1]
         self.url = f"https://{self.host}:{self.port}"
@@ -196,6 +209,7 @@ class SandboxServer:
     def stop(self) -> None:
         """Stop serving and write the state to disk."""
         if self._controllers is not None:
+            self._crash_loops.attach(None)
             self._controllers.stop()
             self._controllers = None
         self.store.close_watches()
@@ -215,6 +229,10 @@ class SandboxServer:
     ) -> None:
         self.stop()
 
+    def register_faults(self, handler: FaultHandler) -> None:
+        """Accept another kind of fault (in scenarios and at ``/sandbox/admin/faults``); before ``start()``."""
+        self.fault_board.register(handler)
+
     def settle(self, timeout: float = 5.0) -> None:
         """Let the controllers run until nothing changes (no-op without controllers)."""
         if self._controllers is not None:
@@ -222,27 +240,40 @@ class SandboxServer:
 
     # -- internals -------------------------------------------------------------------------------
     def _restore(self) -> None:
-        """Load saved state; on a first start seed the scenario; declare the scenario's API faults."""
+        """Declare the scenario's faults; load saved state, or on a first start seed the scenario."""
         state = load_state(self.state_dir)
         scenario = self._load_scenario()
+        if scenario is not None:
+            self._declare_faults(scenario)
         if state is not None:
             self.store.load(state)
         elif scenario is not None:
             scenario.seed(self.store)
         for name in DEFAULT_NAMESPACES:
-            if self.store.get("v1", "Namespace", "", name) is None:
+            if self.store.peek("v1", "Namespace", "", name) is None:
                 self.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
                                    "status": {"phase": "Active"}})
-        if scenario is not None:
-            self._scenario_faults = list(scenario.faults)
-            self.faults.extend(scenario.faults)
+
+    def _declare_faults(self, scenario: Scenario) -> None:
+        """The scenario's faults, once per server; shapes no registered handler takes are not ours."""
+        if self._faults_declared:
+            return
+        self._faults_declared = True
+        for spec in scenario.faults:
+            try:
+                self.fault_board.add(spec)
+            except UnknownFaultShape:
+                log.debug("scenario fault %s has no handler in this sandbox", sorted(spec))
 
     def _load_scenario(self) -> Scenario | None:
-        return load_scenario(Path(self.scenario)) if self.scenario is not None else None
+        if self._loaded is None and self.scenario is not None:
+            self._loaded = load_scenario(Path(self.scenario))
+        return self._loaded
 
     def _start_controllers(self) -> None:
         if self._use_controllers:
-            self._controllers = ControllerManager(self.store, self.runtime, faults=self._scenario_faults)
+            self._controllers = ControllerManager(self.store, self.runtime, faults=self._crash_loops.specs())
+            self._crash_loops.attach(self._controllers)
             self._controllers.start()
 
     def _token(self) -> str:

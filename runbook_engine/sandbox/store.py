@@ -3,7 +3,21 @@
 Thread-safe, versioned (one global ``resourceVersion`` counter, as etcd's revision), with watch
 subscriptions for the HTTP layer and change listeners for controllers. Mutating admission hooks
 (e.g. sidecar injection) run on create, before the object is stored, as a real webhook would.
-Objects are plain dicts; every read returns a deep copy so callers cannot corrupt stored state.
+
+Objects are plain JSON-shaped dicts (dicts, lists and scalars only). A stored object is never
+changed in place: a write stores a fresh copy and replaces the old one. That makes two kinds of
+reads possible:
+
+- ``get``, ``list``, ``all_objects``, ``dependents``, ``dump`` and the return value of every write
+  are the caller's own copies, free to change;
+- ``peek``, ``scan``, ``scan_all`` and ``scan_namespace`` hand out the stored objects themselves, for
+  code that only inspects (list responses, indexes, selectors). They are read-only: changing one
+  would change the cluster behind the store's back.
+
+Listeners and watch events get the committed object itself, one object shared by every listener and
+every watch, so they too must treat it as read-only (copy it before changing anything). Lists are
+answered from an index by (apiVersion, kind, namespace), dependents and uids from indexes kept on
+every write, so no request scans the whole store.
 
 The store also keeps what a real cluster keeps beside its objects: container logs (written by the
 pod runtime, read by ``pods/log``) and the kinds that stored CustomResourceDefinitions define
@@ -13,34 +27,68 @@ pod runtime, read by ``pods/log``) and the kinds that stored CustomResourceDefin
 from __future__ import annotations
 
 import builtins
-import copy
-import datetime as dt
 import json
 import queue
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from runbook_engine.errors import ConflictError, NotFoundError
 from runbook_engine.kube.refs import KindInfo, KindRegistry, default_registry
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str, str]  # (api_version, kind, namespace, name)
+KindKey = tuple[str, str]  # (api_version, kind)
+_T = TypeVar("_T")
 
 AdmissionHook = Callable[["Store", Obj], None]  # mutates the object in place before it is stored
-Listener = Callable[[str, Obj], None]  # (event type, object) after every committed change
+#: ``(event type, object)`` after every committed change, under the store's lock. The object is the
+#: stored one, shared with every other listener and watch: read it, never change it.
+Listener = Callable[[str, Obj], None]
+
+_stamp: tuple[int, str] = (-1, "")
 
 
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current UTC time to the second, as the API server writes timestamps."""
+    global _stamp
+    second = int(time.time())
+    cached = _stamp
+    if cached[0] != second:
+        cached = _stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return cached[1]
+
+
+def json_copy(value: _T) -> _T:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars), several times faster than ``deepcopy``.
+
+    Other values (tuples, enums, ...) are immutable in the data the store holds and are shared.
+    """
+    copied: _T = _copy(value)
+    return copied
+
+
+def _copy(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            item_kind = type(item)
+            out[key] = _copy(item) if item_kind is dict or item_kind is list else item
+        return out
+    if kind is list:
+        return [_copy(item) if type(item) is dict or type(item) is list else item for item in value]
+    return value
 
 
 @dataclass(frozen=True)
 class WatchEvent:
     type: str  # ADDED | MODIFIED | DELETED | BOOKMARK
-    object: Obj
+    object: Obj  # shared with listeners and other watches: read-only
     resource_version: int
 
 
@@ -80,6 +128,59 @@ class ResourceVersionTooOld(Exception):
     """A watch asked to resume from a revision older than the retained history."""
 
 
+class _Indexes:
+    """Stored objects by kind and namespace, by uid, and dependents by owner uid."""
+
+    def __init__(self) -> None:
+        self.by_kind: dict[KindKey, dict[str, dict[str, Obj]]] = {}
+        self.uids: dict[str, Key] = {}
+        self.dependents: dict[str, set[Key]] = {}
+        self.owners: dict[Key, tuple[str, ...]] = {}
+
+    def put(self, key: Key, obj: Obj, old: Obj | None) -> None:
+        self.by_kind.setdefault(key[:2], {}).setdefault(key[2], {})[key[3]] = obj
+        meta = obj.get("metadata") or {}
+        if old is not None:
+            old_uid = (old.get("metadata") or {}).get("uid")
+            if old_uid and old_uid != meta.get("uid") and self.uids.get(str(old_uid)) == key:
+                del self.uids[str(old_uid)]
+        if meta.get("uid"):
+            self.uids[str(meta["uid"])] = key
+        self._set_owners(key, _owner_uids(meta))
+
+    def drop(self, key: Key, obj: Obj) -> None:
+        spaces = self.by_kind.get(key[:2], {})
+        names = spaces.get(key[2], {})
+        names.pop(key[3], None)
+        if not names:
+            spaces.pop(key[2], None)
+        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        if uid and self.uids.get(uid) == key:
+            del self.uids[uid]
+        self._set_owners(key, ())
+
+    def _set_owners(self, key: Key, owners: tuple[str, ...]) -> None:
+        previous = self.owners.get(key, ())
+        if previous == owners:
+            return
+        for uid in previous:
+            keys = self.dependents.get(uid)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.dependents[uid]
+        for uid in owners:
+            self.dependents.setdefault(uid, set()).add(key)
+        if owners:
+            self.owners[key] = owners
+        else:
+            self.owners.pop(key, None)
+
+
+def _owner_uids(meta: Obj) -> tuple[str, ...]:
+    return tuple(str(ref["uid"]) for ref in meta.get("ownerReferences") or () if ref.get("uid"))
+
+
 class Store:
     """Versioned object store with watches, listeners and admission hooks."""
 
@@ -87,69 +188,90 @@ class Store:
         self.registry = registry or default_registry()
         self.lock = threading.RLock()
         self._objects: dict[Key, Obj] = {}
+        self._index = _Indexes()
         self._rv = 0
         self._watches: list[_Watch] = []
         self.listeners: list[Listener] = []
         self.admission: list[AdmissionHook] = []
-        self._history: list[tuple[int, WatchEvent, Key]] = []  # bounded log for watch resume
+        self._history: deque[tuple[int, WatchEvent, Key]] = deque()  # bounded log for watch resume
         self._compacted_rv = 0  # events at or below this revision are no longer retained
-        self._logs: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container) -> log text
+        self._logs: dict[tuple[str, str], dict[str, str]] = {}  # (namespace, pod) -> container -> log text
 
-    # -- reads -------------------------------------------------------------------------------
+    # -- reads: copies -------------------------------------------------------------------------
     @property
     def resource_version(self) -> int:
         return self._rv
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        with self.lock:
-            obj = self._objects.get((api_version, kind, namespace or "", name))
-            return copy.deepcopy(obj) if obj is not None else None
+        """A copy of one object, or None."""
+        obj = self.peek(api_version, kind, namespace, name)
+        return json_copy(obj) if obj is not None else None
 
     def list(self, api_version: str, kind: str, namespace: str | None = None) -> list[Obj]:
-        with self.lock:
-            return [
-                copy.deepcopy(o)
-                for (av, k, ns, _), o in self._objects.items()
-                if av == api_version and k == kind and (namespace is None or ns == namespace)
-            ]
+        """Copies of every object of a kind (in one namespace, or all)."""
+        return [json_copy(o) for o in self.scan(api_version, kind, namespace)]
 
     def all_objects(self) -> builtins.list[Obj]:
-        with self.lock:
-            return [copy.deepcopy(o) for o in self._objects.values()]
+        return [json_copy(o) for o in self.scan_all()]
 
     def dependents(self, owner_uid: str) -> builtins.list[Obj]:
         """Objects whose ``ownerReferences`` name ``owner_uid`` (what garbage collection follows)."""
         with self.lock:
-            return [
-                copy.deepcopy(o)
-                for o in self._objects.values()
-                if any(ref.get("uid") == owner_uid for ref in (o.get("metadata") or {}).get("ownerReferences") or [])
-            ]
+            keys = sorted(self._index.dependents.get(owner_uid, ()))
+            return [json_copy(self._objects[k]) for k in keys if k in self._objects]
 
     def exists_uid(self, uid: str) -> bool:
         """Whether any stored object has this uid (an owner that still exists)."""
         with self.lock:
-            return any((o.get("metadata") or {}).get("uid") == uid for o in self._objects.values())
+            return uid in self._index.uids
+
+    # -- reads: the stored objects, read-only --------------------------------------------------
+    def peek(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        """The stored object itself (read-only: never change it), or None."""
+        with self.lock:
+            return self._objects.get((api_version, kind, namespace or "", name))
+
+    def scan(self, api_version: str, kind: str, namespace: str | None = None) -> builtins.list[Obj]:
+        """The stored objects of a kind (read-only), from the kind index: no copies, no full scan."""
+        with self.lock:
+            spaces = self._index.by_kind.get((api_version, kind))
+            if not spaces:
+                return []
+            if namespace is not None:
+                return list(spaces.get(namespace, {}).values())
+            return [obj for names in spaces.values() for obj in names.values()]
+
+    def scan_all(self) -> builtins.list[Obj]:
+        """Every stored object (read-only), in the order they were first stored."""
+        with self.lock:
+            return list(self._objects.values())
+
+    def scan_namespace(self, namespace: str) -> builtins.list[Obj]:
+        """Every stored object of every namespaced kind in ``namespace`` (read-only)."""
+        with self.lock:
+            return [
+                obj for spaces in self._index.by_kind.values() for obj in spaces.get(namespace, {}).values()
+            ] if namespace else []
 
     # -- container logs ------------------------------------------------------------------------
     def set_pod_log(self, namespace: str, pod: str, container: str, text: str) -> None:
         """Replace the log of one container of a pod (the pod runtime's output)."""
         with self.lock:
-            self._logs[(namespace, pod, container)] = text
+            self._logs.setdefault((namespace, pod), {})[container] = text
 
     def append_pod_log(self, namespace: str, pod: str, container: str, text: str) -> None:
         with self.lock:
-            key = (namespace, pod, container)
-            self._logs[key] = self._logs.get(key, "") + text
+            logs = self._logs.setdefault((namespace, pod), {})
+            logs[container] = logs.get(container, "") + text
 
     def get_pod_log(self, namespace: str, pod: str, container: str) -> str:
         """The log of one container; empty when it has logged nothing."""
         with self.lock:
-            return self._logs.get((namespace, pod, container), "")
+            return self._logs.get((namespace, pod), {}).get(container, "")
 
     # -- writes ------------------------------------------------------------------------------
     def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
-        obj = copy.deepcopy(obj)
+        obj = json_copy(obj)
         with self.lock:
             for hook in self.admission:
                 hook(self, obj)
@@ -164,12 +286,12 @@ class Store:
             meta["generation"] = 1
             if dry_run:
                 meta["resourceVersion"] = str(self._rv)
-                return copy.deepcopy(obj)
+                return obj
             return self._commit(key, obj, "ADDED")
 
     def update(self, obj: Obj, *, expect_rv: str | None = None, dry_run: bool = False) -> Obj:
         """Replace a stored object; bumps ``generation`` when anything but metadata/status changed."""
-        obj = copy.deepcopy(obj)
+        obj = json_copy(obj)
         with self.lock:
             key = self._key(obj)
             old = self._objects.get(key)
@@ -186,29 +308,29 @@ class Store:
             for immutable in ("uid", "creationTimestamp"):
                 meta[immutable] = old["metadata"].get(immutable)
             gen = int(old["metadata"].get("generation", 1))
-            if _spec_of(old) != _spec_of(obj):
+            if _spec_changed(old, obj):
                 gen += 1
             meta["generation"] = gen
             if dry_run:
-                return copy.deepcopy(obj)
+                return obj
             return self._commit(key, obj, "MODIFIED")
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> Obj:
+        """Remove an object; returns (a copy of) its last state, with the deletion's revision."""
         with self.lock:
             key = (api_version, kind, namespace or "", name)
             old = self._objects.pop(key, None)
             if old is None:
                 raise NotFoundError(f'{kind} "{name}" not found', status=404, reason="NotFound")
+            self._index.drop(key, old)
             self._rv += 1
-            old = copy.deepcopy(old)
-            old["metadata"]["resourceVersion"] = str(self._rv)
+            last = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self._rv)}}
             if kind == "Pod":
-                for log_key in [k for k in self._logs if k[:2] == (key[2], name)]:
-                    del self._logs[log_key]
-            self._notify("DELETED", old, key)
+                self._logs.pop((key[2], name), None)
+            self._notify("DELETED", last, key)
             if key[:2] == _CRD_KEY:
-                self._unregister_crd(old)
-            return old
+                self._unregister_crd(last)
+            return json_copy(last)
 
     # -- watches -----------------------------------------------------------------------------
     def subscribe(self, kind: KindInfo, namespace: str | None, since_rv: int | None = None) -> Subscription:
@@ -255,21 +377,17 @@ class Store:
         with self.lock:
             return {
                 "resourceVersion": self._rv,
-                "objects": [copy.deepcopy(o) for o in self._objects.values()],
-                "logs": [[ns, pod, c, text] for (ns, pod, c), text in self._logs.items()],
+                "objects": [json_copy(o) for o in self._objects.values()],
+                "logs": self._log_rows(),
             }
 
     def dump_json(self) -> tuple[int, bytes]:
-        """The ``dump`` as JSON, encoded under the lock without copying (faster for large stores)."""
+        """The ``dump`` as JSON. Only the references are taken under the lock (stored objects never
+        change in place), so writers are not held up while a large store is encoded."""
         with self.lock:
-            return self._rv, json.dumps(
-                {
-                    "resourceVersion": self._rv,
-                    "objects": list(self._objects.values()),
-                    "logs": [[ns, pod, c, text] for (ns, pod, c), text in self._logs.items()],
-                },
-                separators=(",", ":"),
-            ).encode()
+            rv, objects, logs = self._rv, list(self._objects.values()), self._log_rows()
+        data = {"resourceVersion": rv, "objects": objects, "logs": logs}
+        return rv, json.dumps(data, separators=(",", ":")).encode()
 
     def load(self, data: dict[str, Any]) -> None:
         """Replace the whole state with a ``dump``; kinds of stored CRDs are registered first."""
@@ -279,11 +397,18 @@ class Store:
                 if (obj.get("apiVersion"), obj.get("kind")) == _CRD_KEY:
                     for info in crd_kinds(obj):
                         self.registry.register(info)
-            self._objects = {self._key(o): o for o in objects}
+            self._objects = {}
+            self._index = _Indexes()
+            for obj in objects:
+                key = self._key(obj)
+                self._index.put(key, obj, self._objects.get(key))
+                self._objects[key] = obj
             self._rv = int(data.get("resourceVersion", 0))
             self._compacted_rv = self._rv
-            self._history = []
-            self._logs = {(str(ns), str(pod), str(c)): str(text) for ns, pod, c, text in data.get("logs", [])}
+            self._history = deque()
+            self._logs = {}
+            for ns, pod, container, text in data.get("logs", []):
+                self._logs.setdefault((str(ns), str(pod)), {})[str(container)] = str(text)
 
     # -- internals ---------------------------------------------------------------------------
     def _key(self, obj: Obj) -> Key:
@@ -292,29 +417,32 @@ class Store:
         ns = str(meta.get("namespace") or "") if info.namespaced else ""
         return (info.api_version, info.kind, ns, str(meta.get("name", "")))
 
+    def _log_rows(self) -> builtins.list[builtins.list[str]]:
+        return [[ns, pod, c, text] for (ns, pod), logs in self._logs.items() for c, text in logs.items()]
+
     def _commit(self, key: Key, obj: Obj, event: str) -> Obj:
+        """Store ``obj`` (the store's own copy, never changed again) and tell watches and listeners."""
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
+        self._index.put(key, obj, self._objects.get(key))
         self._objects[key] = obj
         if key[:2] == _CRD_KEY:
             for info in crd_kinds(obj):
                 self.registry.register(info)
-        out = copy.deepcopy(obj)
-        self._notify(event, out, key)
-        return copy.deepcopy(obj)
+        self._notify(event, obj, key)
+        return json_copy(obj)
 
     def _notify(self, event: str, obj: Obj, key: Key) -> None:
+        """One shared, read-only object for the history, every watch and every listener."""
         ev = WatchEvent(event, obj, self._rv)
+        if len(self._history) >= _HISTORY:
+            self._compacted_rv = self._history.popleft()[0]
         self._history.append((self._rv, ev, key))
-        if len(self._history) > _HISTORY:
-            dropped = len(self._history) - _HISTORY
-            self._compacted_rv = self._history[dropped - 1][0]
-            del self._history[:dropped]
         for w in self._watches:
             if self._watch_matches(w, key):
                 w.events.put(ev)
         for listener in list(self.listeners):
-            listener(event, copy.deepcopy(obj))
+            listener(event, obj)
 
     @staticmethod
     def _watch_matches(w: _Watch, key: Key) -> bool:
@@ -322,12 +450,11 @@ class Store:
             w.namespace is None or key[2] == w.namespace
         )
 
-
     def _unregister_crd(self, crd: Obj) -> None:
         """A deleted CRD takes its kinds and every object of them with it."""
         for info in crd_kinds(crd):
-            for key in [k for k in self._objects if k[:2] == (info.api_version, info.kind)]:
-                self.delete(*key)
+            for obj in self.scan(info.api_version, info.kind):
+                self.delete(*self._key(obj))
             self.registry.unregister(info.api_version, info.kind)
 
 
@@ -362,5 +489,7 @@ _CRD_KEY = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 _HISTORY = 20000
 
 
-def _spec_of(obj: Obj) -> Any:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+def _spec_changed(old: Obj, new: Obj) -> bool:
+    """Whether anything but metadata and status differs (what bumps ``generation``)."""
+    fields = (old.keys() | new.keys()) - {"metadata", "status"}
+    return any(k not in old or k not in new or old[k] != new[k] for k in fields)

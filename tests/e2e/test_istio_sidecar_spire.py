@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import E2E, Platform, demo_variant, exists, proxies, resource, verdicts
+from .support import E2E, Platform, demo_variant, exists, proxies, resource, verdicts
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_main_command_stops_at_the_gate_and_resume_completes_to_strict(demo: Pla
     assert (status["status"], status["current_phase"]) == ("paused", "workers")
     inject = verdicts(status)
     assert inject["every declared flow keeps its expected outcome"]["status"] == "pass"
-    assert inject["the enrolled workloads are meshed (native sidecars)"]["status"] == "pass"
+    assert inject["the enrolled workloads are meshed, in the expected proxy form"]["status"] == "pass"
     assert inject["no pod is stuck in Init or crash-looping since the phase began"]["status"] == "preexisting"
 
     done = demo.runbook("resume", paused.run_id)

@@ -10,6 +10,7 @@ import base64
 import gzip
 import json
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,21 +20,23 @@ import pytest
 from runbook_engine.cli.main import main
 from runbook_engine.engine.connect import Connector
 from runbook_engine.engine.events import Event, EventKind
-from runbook_engine.engine.journal import ChangeState, RunStatus, RunStore
-from runbook_engine.engine.lease import ClusterLock
+from runbook_engine.engine.journal import ChangeState, RunStatus, RunStore, owner_id
+from runbook_engine.engine.lease import OWNER_ANNOTATION, ClusterLock
 from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.objects import strip_server_fields
 from runbook_engine.engine.runner import Engine, RunOptions, fixed_connector
 from runbook_engine.engine.team_store import (
     DEFAULT_NAMESPACE,
     INDEX_NAME,
+    STORE_VAR,
     Replicator,
     StoreMode,
     TeamStore,
     ensure_local,
     secret_name,
+    store_mode,
 )
-from runbook_engine.errors import ClusterError, RunStateError
+from runbook_engine.errors import ClusterError, RunStateError, UserInputError
 from runbook_engine.kube.cluster import FIELD_MANAGER
 from runbook_engine.kube.kube_cluster import KubeCluster
 from runbook_engine.kube.memory import MemoryCluster
@@ -56,6 +59,7 @@ REFS = [
     ObjectRef("apps/v1", "Deployment", "sre", "api"),
 ]
 CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
+GATE = '      pause_after: "verify the workloads, then resume"\n'
 
 
 class Machine:
@@ -69,7 +73,7 @@ class Machine:
         self.playbook.parent.mkdir(parents=True)
         self.inventory.mkdir()
         text = (CASE / "rollout.yml").read_text()
-        self.playbook.write_text(text if gate else text.replace('      pause_after: "verify the workloads, then resume"\n', ""))
+        self.playbook.write_text(text if gate else text.replace(GATE, ""))
         self.inventory.joinpath("hosts.yml").write_text(
             f"all:\n  hosts:\n    lab:\n      kubeconfig: {kubeconfig}\n      app_namespace: sre\n")
 
@@ -147,6 +151,7 @@ def test_a_run_paused_on_one_machine_is_listed_resumed_and_completed_on_another(
     record = store_b.get_run(run_id)
     assert record.status is RunStatus.COMPLETED
     assert record.playbook == str(b.playbook.resolve())  # found in B's checkout, beside B's inventory
+    assert stat.S_IMODE((b.state / "journal.key").stat().st_mode) == 0o600
 
     with SandboxServer(tmp_path / "reference", scenario=CASE / "scenario.yaml") as other:
         reference = Machine(tmp_path / "ref", other.kubeconfig, gate=False)
@@ -166,6 +171,10 @@ def test_a_run_paused_on_one_machine_is_listed_resumed_and_completed_on_another(
     index = cluster.get(ObjectRef("v1", "ConfigMap", DEFAULT_NAMESPACE, INDEX_NAME)) or {}
     assert json.loads(index["data"][run_id])["status"] == "completed"
     assert _leaks(cluster, out_a + listing + out_b) == []
+
+    code, out = a.cli(capsys, "resume", run_id)  # A's copy is behind the replica: refreshed, not replayed
+    assert code == 4 and "already completed" in out, out
+    assert RunStore(a.state).get_run(run_id).status is RunStatus.COMPLETED
     assert all(value not in _payload(cluster, run_id) for value in PLANTED)  # sealed in the replica too
 
 
@@ -217,7 +226,10 @@ def test_a_resume_is_refused_while_the_first_machine_holds_the_runs_lease(
     assert cluster.get(REFS[4]) is None  # nothing of the last phase was written
 
     held_by_a.release()
-    code, out = b.cli(capsys, "resume", run_id, "-i", str(b.inventory))
+    cluster.patch(REFS[1], {"data": {"mode": "hand-edited"}}, field_manager="operator")
+    code, out = b.cli(capsys, "resume", run_id, "-i", str(b.inventory))  # re-verified on B first
+    assert code == 2 and "drifted since the pause" in out and "ConfigMap/sre/settings" in out, out
+    code, out = b.cli(capsys, "resume", run_id, "-i", str(b.inventory), "--accept-drift")
     assert code == 0, out
 
 
@@ -303,22 +315,35 @@ def test_a_replica_that_cannot_be_written_warns_and_the_run_goes_on(tmp_path: Pa
     assert warnings and all("was not replicated" in w and "forbidden" in w for w in warnings)
 
 
-def test_a_local_run_writes_nothing_to_the_cluster(tmp_path: Path) -> None:
-    cluster = MemoryCluster(seed_objects(), name="lab")
-    store = RunStore(tmp_path / ".runbook")
-    replicator = Replicator(store, fixed_connector({"lab": cluster}))
+def test_the_inventory_var_selects_the_team_store_and_store_local_overrides_it(tmp_path: Path) -> None:
     playbook, inventory = load(three_phase(tmp_path, "pause"))
-    Engine(store, connect=replicator.connect, sink=replicator).run(playbook, inventory, RunOptions())
-    assert cluster.get(ObjectRef("v1", "Namespace", "", DEFAULT_NAMESPACE)) is None
+    spec = inventory.clusters["lab"]
+    teamed = spec.model_copy(update={"vars": {**spec.vars, STORE_VAR: "cluster"}})
+    team_inventory = inventory.model_copy(update={"clusters": {"lab": teamed}})
+    namespace = ObjectRef("v1", "Namespace", "", DEFAULT_NAMESPACE)
+    for store_dir, options, replicated in (("var", RunOptions(), True),
+                                           ("local", RunOptions(store=StoreMode.LOCAL), False)):
+        cluster = MemoryCluster(seed_objects(), name="lab")
+        store = RunStore(tmp_path / store_dir)
+        replicator = Replicator(store, fixed_connector({"lab": cluster}))
+        Engine(store, connect=replicator.connect, sink=replicator).run(playbook, team_inventory, options)
+        assert (cluster.get(namespace) is not None) is replicated, store_dir
+
+    wrong = spec.model_copy(update={"vars": {STORE_VAR: "etcd"}})
+    with pytest.raises(UserInputError, match="runbook_store of cluster lab is 'etcd'"):
+        store_mode(wrong, None)
+    assert store_mode(wrong, "local") is StoreMode.LOCAL
 
 
 def test_the_same_run_is_refused_to_another_live_owner_only(tmp_path: Path) -> None:
     cluster = MemoryCluster(seed_objects(), name="lab")
-    ClusterLock(cluster, "run-1", owner="elsewhere.example:1:1").acquire()
-    with pytest.raises(RunStateError, match="being driven by elsewhere.example"):
+    elsewhere = ClusterLock(cluster, "run-1", owner="elsewhere.example:1:1")
+    elsewhere.acquire()
+    with pytest.raises(RunStateError, match=r"being driven by elsewhere\.example"):
         ClusterLock(cluster, "run-1").acquire()
-    dead_here = f"{os.uname().nodename}:999999999:1"
-    ClusterLock(cluster, "run-2", owner=dead_here).acquire()  # crashed on this host: taken over
-    with pytest.raises(RunStateError, match="locked by run run-2"):
-        ClusterLock(cluster, "run-1").acquire()
-    ClusterLock(cluster, "run-2").acquire()
+    elsewhere.release()
+    ClusterLock(cluster, "run-1", owner=f"{os.uname().nodename}:999999999:1").acquire()  # then crashed here
+    mine = ClusterLock(cluster, "run-1")
+    mine.acquire()  # a dead process on this host does not keep its run
+    lease = cluster.get(mine.ref) or {}
+    assert lease["metadata"]["annotations"][OWNER_ANNOTATION] == mine.owner == owner_id()

@@ -41,7 +41,7 @@ LINKERD = [{"metric": {"namespace": "shop", "deployment": "cart", "dst_namespace
 class _Prometheus(BaseHTTPRequestHandler):
     queries: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_GET(self) -> None:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["query"][0]
         self.queries.append(query)
         result = ISTIO if "istio_requests_total" in query else TCP if "istio_tcp" in query else LINKERD
@@ -51,7 +51,7 @@ class _Prometheus(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+    def log_message(self, format: str, *args: Any) -> None:
         del format, args
 
 

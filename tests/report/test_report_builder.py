@@ -13,7 +13,9 @@ import jsonschema
 import pytest
 import yaml
 
+from runbook_engine.engine.connect import Connector
 from runbook_engine.engine.journal import RunRecord, RunStatus, RunStore, Stage
+from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.report_builder import (
     Platform,
     PlatformScope,
@@ -28,6 +30,7 @@ from runbook_engine.engine.report_builder import (
     phase_status,
     save_platform,
     saved_platform,
+    stale_checks,
     workload_rows,
 )
 from runbook_engine.engine.report_files import AutoReports, report_dir, write_atomic
@@ -40,6 +43,8 @@ from runbook_engine.report.jsonout import load_schema
 from runbook_engine.report.model import Membership
 from runbook_engine.report.render import Format, render
 from runbook_engine.report.verdict import Status, Verdict
+from runbook_engine.spec.inventory import load_inventory
+from runbook_engine.spec.loader import load_playbook
 
 from .helpers import PLANTED, ROLLOUT, rollout_cluster, rollout_specs
 
@@ -137,7 +142,7 @@ def test_platform_picture_classifies_workloads_and_labels_predicted_flows(engine
     }
     flows = {f["id"]: f for f in data["flows"]}
     assert flows["keycloak/keycloak -> sre/api:8080"]["reasons"] == [
-        "observed by probe pod (HTTP 200) in check 'flows reachable' of phase enrol"]
+        "observed ok by probe pod (HTTP 200) in check 'flows reachable' of phase enrol"]
     predicted = flows["sre/worker -> sre/postgres:5432"]
     assert predicted["outcome"] == "ok" and predicted["reasons"][0].startswith("predicted")
 
@@ -160,8 +165,11 @@ def test_a_rolled_back_phase_is_reported_with_its_failure(engine: Engine, store:
     assert phases_table(md) == {"preflight": "completed", "enrol": "rolled_back", "workers": "pending",
                                 "strict": "pending"}
     assert "2 changes reverted" in md
-    assert "**STATE:** ROLLED BACK: mTLS PERMISSIVE;" in md
-    assert "1 outage (keycloak/keycloak -> sre/api:8080 reset); rolled back: enrol" in md
+    # the checkpoint saw the reset; the rollback changed the cluster since, so the picture predicts anew
+    assert ("**STATE:** ROLLED BACK: mTLS PERMISSIVE; 1 workload meshed, 1 excluded, 1 not meshed yet; no outages "
+            "(2 flows as expected); rolled back: enrol; remaining: workers, strict") in md
+    assert ("predicted from the live objects, which changed since it was observed reset by probe pod in check "
+            "'flows reachable' of phase enrol") in md
     assert "### Not working\n\n- flows reachable: keycloak/keycloak -> sre/api:8080 reset" in md
 
 
@@ -172,7 +180,8 @@ def test_the_report_is_rewritten_when_the_resumed_run_completes(engine: Engine, 
     md = read(store, run_id, "report.md")
     assert md.startswith("# Istio sidecar rollout (STRICT)\n")
     assert set(phases_table(md).values()) == {"completed"}
-    assert "no phase remaining" in md
+    # keycloak has no proxy: under STRICT the meshed api refuses it (predicted, the cluster changed since enrol)
+    assert "1 outage (keycloak/keycloak -> sre/api:8080 reset); no phase remaining" in md
     assert "### Deliberately not done yet\n\n- (none)" in md
 
 
@@ -287,7 +296,24 @@ def test_observed_flow_outcomes_win_over_predictions_and_the_latest_observation_
     later = _verdict([{"flow": flow.id, "how": "probe pod", "outcome": "reset", "http_code": "000"}], "again")
     [row] = flow_rows(view, [flow], observed_flows([(earlier, "enrol"), (later, "strict")]))
     assert (row.outcome, row.as_expected) == ("reset", False)
-    assert row.reasons == ("observed by probe pod in check 'again' of phase strict",)
+    assert row.reasons == ("observed reset by probe pod in check 'again' of phase strict",)
+
+
+def test_an_observation_older_than_the_last_change_gives_way_to_a_prediction() -> None:
+    events = [{"seq": 1, "kind": "check_result", "phase": "enrol", "task": "flows"},
+              {"seq": 2, "kind": "change", "phase": "strict", "task": "mesh-wide STRICT"},
+              {"seq": 3, "kind": "check_result", "phase": "strict", "task": "healthy"}]
+    assert stale_checks(events) == {("enrol", "flows")}
+    view = MeshView.build(yaml.safe_load((ROLLOUT / "cluster.yaml").read_text()))
+    flow = Flow.model_validate({"from": "keycloak/keycloak", "to": "sre/api:8080", "expect": "ok"})
+    seen = observed_flows([(_verdict([{"flow": flow.id, "how": "probe pod", "outcome": "reset"}]), "enrol")],
+                          stale_checks(events))
+    [predicted] = flow_rows(view, [flow], seen)
+    assert predicted.outcome == "ok"  # PERMISSIVE: the live objects say the reset is gone
+    assert predicted.reasons[0] == ("predicted from the live objects, which changed since it was observed reset "
+                                    "by probe pod in check 'flows' of phase enrol")
+    [shown] = flow_rows(None, [flow], seen)  # without the cluster, the old observation is all there is
+    assert shown.outcome == "reset" and shown.reasons[0].endswith(", before later changes")
 
 
 def test_a_check_that_only_predicted_a_flow_is_predicted_again_from_the_live_objects() -> None:
@@ -311,7 +337,7 @@ def test_excluded_workloads_by_selector_and_by_name() -> None:
 
 def test_platform_round_trips_through_the_journal(store: RunStore, cluster: MemoryCluster) -> None:
     playbook, inventory = rollout_specs()
-    platform = observe_platform(cluster, ReportContext.of(playbook, inventory, "lab"), [])
+    platform = observe_platform(cluster, ReportContext.of(playbook, inventory, "lab"), {})
     record = store.create_run(playbook="p", playbook_hash="", inventory="i", cluster="lab", options={})
     save_platform(store, record.id, platform)
     assert saved_platform(store, record.id) == platform
@@ -326,3 +352,25 @@ def test_write_atomic_replaces_the_file_whole_with_mode_0600(tmp_path: Path) -> 
     assert target.read_text() == "new report\n"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+@pytest.mark.slow
+def test_the_demo_rollout_on_the_sandbox_leaves_a_valid_report(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    state = tmp_path / ".runbook"
+    store = RunStore(state)
+    errors: list[str] = []
+    reports = AutoReports(store, Connector(state), on_error=errors.append)
+    playbook = load_playbook(repo / "playbooks" / "istio-sidecar-spire.yml", catalog=catalog())
+    try:
+        [result] = Engine(store, connect=reports.connect, sink=reports).run(
+            playbook, load_inventory(repo / "inventory" / "demo"), RunOptions())
+        data = json.loads(read(store, result.run_id, "report.json"))
+    finally:
+        store.close()
+    assert errors == []
+    jsonschema.validate(data, load_schema())
+    assert data["status"] == result.status.value and data["cluster"] == "demo (sandbox)"
+    assert data["state"].startswith(result.status.value.upper().replace("_", " ") + ": mTLS ")
+    assert {w["name"] for w in data["workloads"] if w["membership"] == "excluded"} >= {"redis", "neo4j"}
+    assert len(data["flows"]) == len(load_inventory(repo / "inventory" / "demo").flows_for("demo"))

@@ -2,6 +2,16 @@
 
 Order of checks, as on a real server: public endpoints (``/metrics``, health, ``/version``), then
 bearer-token authentication (401), then the fault set (latency, injected errors), then the route.
+
+The admin endpoint ``/sandbox/admin/faults`` (bearer token required) switches faults at run time
+through the server's ``FaultBoard``, in the scenario's ``faults:`` entry shape:
+
+- ``GET /sandbox/admin/faults``: ``{"faults": [{"id": ..., "type": ..., ...}]}``, every active fault;
+- ``GET /sandbox/admin/faults/<id>``: ``{"fault": {...}}``;
+- ``POST /sandbox/admin/faults`` with one entry, e.g. ``{"crashloop": {"namespace": "sre",
+  "workload": "api"}}``: 201 ``{"fault": {...}}``; an unknown type or a malformed entry is a 422
+  whose causes name the problem (and, for an unknown type, every accepted type);
+- ``DELETE /sandbox/admin/faults/<id>`` lifts one fault, ``DELETE /sandbox/admin/faults`` all.
 """
 
 from __future__ import annotations
@@ -14,13 +24,22 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runbook_engine.errors import UserInputError
 from runbook_engine.sandbox.api import discovery, watch
 from runbook_engine.sandbox.api.patching import decode
 from runbook_engine.sandbox.api.resources import ResourceApi, WriteContext
 from runbook_engine.sandbox.api.routing import Query, Route, Verb, parse_route
-from runbook_engine.sandbox.api.status import ApiError, bad_request, method_not_allowed, no_route, unauthorized
+from runbook_engine.sandbox.api.status import (
+    ApiError,
+    Cause,
+    Reason,
+    bad_request,
+    method_not_allowed,
+    no_route,
+    unauthorized,
+)
 from runbook_engine.sandbox.api.table import table_for, wants_table
-from runbook_engine.sandbox.faults import FaultSet
+from runbook_engine.sandbox.faults import ApiFaults, FaultBoard, FaultSet, UnknownFaultShape
 from runbook_engine.sandbox.store import Store
 
 log = logging.getLogger(__name__)
@@ -69,11 +88,14 @@ class ApiApp:
         faults: FaultSet,
         metrics: Callable[[], str] | None = None,
         address: str = "",
+        admin: FaultBoard | None = None,
     ) -> None:
+        """``admin`` switches faults for the admin endpoint (default: the API faults of ``faults``)."""
         self.store = store
         self.resources = resources
         self.token = token
         self.faults = faults
+        self.admin = admin or FaultBoard([ApiFaults(faults)])
         self.metrics = metrics
         self.address = address
 
@@ -139,27 +161,40 @@ class ApiApp:
 
     # -- admin ---------------------------------------------------------------------------------
     def _admin_faults(self, req: Request, path: str) -> Response:
-        rule_id = path[len(ADMIN_FAULTS) + 1:] if path != ADMIN_FAULTS else ""
-        if req.method == "GET" and not rule_id:
-            return json_response(200, {"faults": self.faults.rules()})
-        if req.method == "POST" and not rule_id:
-            try:
-                spec = json.loads(req.body or b"null")
-            except ValueError as exc:
-                raise bad_request(f"the fault is not valid JSON: {exc}") from exc
-            if not isinstance(spec, dict):
-                raise bad_request("a fault is an object such as {\"api_error\": {\"status\": 500}}")
-            rule = self.faults.add_spec(spec)
-            if rule is None:
-                raise bad_request("not an API fault: expected an api_error or api_latency key")
-            return json_response(201, {"fault": rule.to_dict()})
+        fault_id = path[len(ADMIN_FAULTS) + 1:] if path != ADMIN_FAULTS else ""
+        if req.method == "GET":
+            return self._admin_get(fault_id)
+        if req.method == "POST" and not fault_id:
+            return json_response(201, {"fault": self._admin_add(_fault_spec(req.body))})
         if req.method == "DELETE":
-            if not rule_id:
-                self.faults.clear()
-            elif not self.faults.remove(rule_id):
-                raise ApiError(404, f'fault "{rule_id}" not found')
-            return json_response(200, {"faults": self.faults.rules()})
+            if not fault_id:
+                self.admin.clear()
+            elif not self.admin.remove(fault_id):
+                raise ApiError(404, f'fault "{fault_id}" not found')
+            return json_response(200, {"faults": self.admin.active()})
         raise ApiError(405, f"method {req.method} is not allowed on {path}")
+
+    def _admin_get(self, fault_id: str) -> Response:
+        active = self.admin.active()
+        if not fault_id:
+            return json_response(200, {"faults": active})
+        found = next((f for f in active if f.get("id") == fault_id), None)
+        if found is None:
+            raise ApiError(404, f'fault "{fault_id}" not found')
+        return json_response(200, {"fault": found})
+
+    def _admin_add(self, spec: Obj) -> Obj:
+        try:
+            return self.admin.add(spec)
+        except UnknownFaultShape as exc:
+            accepted = ", ".join(exc.accepted)
+            cause = Cause("FieldValueNotSupported", f"Unsupported value: {exc.shape!r}: supported values: {accepted}",
+                          exc.shape)
+            raise _invalid_fault(exc.message, cause) from exc
+        except UserInputError as exc:
+            field = next(iter(spec), "")
+            message = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+            raise _invalid_fault(message, Cause("FieldValueInvalid", message, str(field))) from exc
 
     # -- resources -----------------------------------------------------------------------------
     def _resource(self, req: Request, path: str) -> Response:
@@ -250,3 +285,17 @@ def _table_event(route: Route, line: bytes) -> bytes:
     if event["type"] != "ERROR":
         event["object"] = table_for(route.info, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion")})
     return json.dumps(event, separators=(",", ":")).encode() + b"\n"
+
+
+def _fault_spec(body: bytes) -> Obj:
+    try:
+        spec = json.loads(body or b"null")
+    except ValueError as exc:
+        raise bad_request(f"the fault is not valid JSON: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise bad_request('a fault is an object such as {"api_error": {"status": 500}}')
+    return spec
+
+
+def _invalid_fault(message: str, cause: Cause) -> ApiError:
+    return ApiError(422, message, Reason.INVALID.value, {"kind": "faults", "causes": [cause.body()]})

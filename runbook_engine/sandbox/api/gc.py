@@ -91,8 +91,8 @@ class GarbageCollector:
             self._delete_quietly(dep, Propagation.FOREGROUND)
 
     def _empty_namespace(self, namespace: str) -> None:
-        for obj in self.store.all_objects():
-            if (obj.get("metadata") or {}).get("namespace") == namespace and obj.get("kind") != "Namespace":
+        for obj in self.store.scan_namespace(namespace):
+            if obj.get("kind") != "Namespace":
                 self._delete_quietly(obj, Propagation.BACKGROUND)
 
     def _delete_quietly(self, obj: Obj, propagation: Propagation) -> None:

@@ -75,9 +75,10 @@ class ResourceApi:
         return lambda obj: labels.matches((obj.get("metadata") or {}).get("labels")) and fields(obj)
 
     def list(self, route: Route, query: Query) -> Obj:
+        """The list response; its ``items`` are the stored objects, to be serialised, never changed."""
         match = self.matcher(route, query)
-        with self.store.lock:
-            items = self.store.list(route.info.api_version, route.info.kind, route.namespace)
+        with self.store.lock:  # the stored objects themselves: read-only, rendered once by the caller
+            items = self.store.scan(route.info.api_version, route.info.kind, route.namespace)
             rv = self.store.resource_version
         items = sorted((o for o in items if match(o)), key=_sort_key)
         meta: Obj = {"resourceVersion": str(rv)}
@@ -117,9 +118,10 @@ class ResourceApi:
             raise from_cluster_error(exc, info, str(obj["metadata"]["name"])) from exc
 
     def _require_namespace(self, route: Route) -> None:
-        if route.info.namespaced and route.namespace and self.store.get("v1", "Namespace", "", route.namespace) is None:
+        namespace = route.namespace
+        if route.info.namespaced and namespace and self.store.peek("v1", "Namespace", "", namespace) is None:
             namespaces = self.store.registry.get("v1", "Namespace")
-            raise not_found(namespaces, route.namespace)
+            raise not_found(namespaces, namespace)
 
     def _checked_body(self, route: Route, body: Any) -> Obj:
         """The request's object, checked against the URL (kind, version, namespace, name)."""

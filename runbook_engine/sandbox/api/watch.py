@@ -44,7 +44,7 @@ def open_watch(
             sub = store.subscribe(route.info, route.namespace, since)
         except ResourceVersionTooOld as exc:
             return [], None, ApiError(410, str(exc), "Expired")
-        initial = [] if since is not None else store.list(route.info.api_version, route.info.kind, route.namespace)
+        initial = [] if since is not None else store.scan(route.info.api_version, route.info.kind, route.namespace)
     return [o for o in initial if match(o)], sub, None
 
 

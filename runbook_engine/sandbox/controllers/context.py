@@ -130,7 +130,7 @@ class Context:
         return next((n for n in self.nodes() if n.name == name), None)
 
     def _node_info(self, name: str) -> NodeInfo | None:
-        node = self.store.get("v1", "Node", "", name)
+        node = self.store.peek("v1", "Node", "", name)
         if node is None:
             return None
         status = node.get("status") or {}

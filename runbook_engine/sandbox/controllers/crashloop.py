@@ -8,6 +8,10 @@ A scenario declares it in its ``faults:`` list, in the same shape as the other f
 It wraps whatever ``PodRuntime`` the sandbox runs, so the pods
 show ``CrashLoopBackOff`` with a rising ``restartCount`` exactly as a broken release would, while
 every other pod keeps the inner runtime's behaviour.
+
+``CrashLoopFaults`` is the fault handler a server registers on its ``FaultBoard``: it holds the
+active crash loops (declared or injected at run time) and applies them to the controllers while
+they run; lifting one lets the workload's containers start normally at their next restart.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from runbook_engine.errors import UserInputError
 from runbook_engine.sandbox.controllers.util import REPLICA_SET, controller_ref
+from runbook_engine.sandbox.faults import describe
 from runbook_engine.sandbox.runtime import ContainerOutcome, ContainerState, PodRuntime
 from runbook_engine.sandbox.store import Obj, Store
 
@@ -75,7 +81,7 @@ def workload_of(store: Store, pod: Obj) -> str:
     if ref is None:
         return str(pod["metadata"]["name"])
     if (ref.get("apiVersion"), ref.get("kind")) == REPLICA_SET:
-        rs = store.get(*REPLICA_SET, str(pod["metadata"].get("namespace", "")), str(ref.get("name")))
+        rs = store.peek(*REPLICA_SET, str(pod["metadata"].get("namespace", "")), str(ref.get("name")))
         parent = controller_ref(rs) if rs is not None else None
         if parent is not None:
             return str(parent.get("name"))
@@ -128,3 +134,65 @@ class CrashLoopRuntime:
             if fault.workload == workload and container.get("name") == target:
                 return fault
         return None
+
+
+class FaultTarget(Protocol):
+    """What applies crash loops to running pods (the ``ControllerManager``)."""
+
+    def inject_fault(self, spec: Mapping[str, Any]) -> bool: ...
+
+    def remove_fault(self, spec: Mapping[str, Any]) -> bool: ...
+
+
+class CrashLoopFaults:
+    """The ``FaultHandler`` for ``crashloop`` faults; ``target`` is the running controllers, if any."""
+
+    shapes = frozenset({FAULT_TYPE})
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._active: dict[str, Mapping[str, Any]] = {}
+        self._target: FaultTarget | None = None
+
+    def attach(self, target: FaultTarget | None) -> None:
+        """Apply the active crash loops through ``target`` from now on (None: the controllers stopped).
+
+        A new target is expected to have been built with ``specs()`` already applied.
+        """
+        with self._lock:
+            self._target = target
+
+    def specs(self) -> list[Mapping[str, Any]]:
+        """The active crash loops as scenario entries (what a new ``ControllerManager`` is given)."""
+        with self._lock:
+            return list(self._active.values())
+
+    def activate(self, fault_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            CrashLoop.from_spec(spec)
+        except ValueError as exc:
+            raise UserInputError(str(exc), hint="crashloop takes namespace, workload, container, exitCode and log") \
+                from exc
+        with self._lock:
+            self._active[fault_id] = dict(spec)
+            if self._target is not None:
+                self._target.inject_fault(spec)
+        return describe(fault_id, spec)
+
+    def deactivate(self, fault_id: str) -> bool:
+        with self._lock:
+            spec = self._active.pop(fault_id, None)
+            if spec is None:
+                return False
+            if self._target is not None:
+                self._target.remove_fault(spec)  # lifts every crash loop of that workload ...
+                lifted = CrashLoop.from_spec(spec)
+                for other in self._active.values():  # ... so put back the ones still active
+                    fault = CrashLoop.from_spec(other)
+                    if (fault.namespace, fault.workload) == (lifted.namespace, lifted.workload):
+                        self._target.inject_fault(other)
+            return True
+
+    def active(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [describe(fault_id, spec) for fault_id, spec in self._active.items()]

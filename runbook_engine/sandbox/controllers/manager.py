@@ -159,7 +159,7 @@ class ControllerManager:
     def resync(self) -> None:
         """Rebuild the index from the store and queue every object the controllers own."""
         with self.store.lock:
-            objects = self.store.all_objects()
+            objects = self.store.scan_all()  # read-only; the index hands out copy-on-write views
             self.ctx.index.rebuild(objects)
         self.ctx.invalidate_nodes()
         for obj in objects:

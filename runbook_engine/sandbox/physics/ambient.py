@@ -15,7 +15,7 @@ import threading
 from runbook_engine.errors import ConflictError, NotFoundError
 from runbook_engine.sandbox.physics import objects as o
 from runbook_engine.sandbox.physics.control_plane import ControlPlane
-from runbook_engine.sandbox.store import Store
+from runbook_engine.sandbox.store import Store, json_copy
 
 
 def wants_ambient(pod: o.Obj, namespace: o.Obj | None) -> bool:
@@ -62,14 +62,14 @@ class AmbientEnroller:
             return True
         if o.namespace_of(pod) == o.ISTIO_NAMESPACE:
             return True  # ztunnel pods come and go
-        namespace = self.store.get("v1", "Namespace", "", o.namespace_of(pod))
+        namespace = self.store.peek("v1", "Namespace", "", o.namespace_of(pod))
         return wants_ambient(pod, namespace)
 
     def reconcile(self) -> int:
         """Enrol or un-enrol pods as needed; returns how many pods changed."""
-        namespaces = {o.name_of(ns): ns for ns in self.store.list("v1", "Namespace")}
+        namespaces = {o.name_of(ns): ns for ns in self.store.scan("v1", "Namespace")}
         changed = 0
-        for pod in self.store.list("v1", "Pod"):
+        for pod in self.store.scan("v1", "Pod"):  # read-only: ``_set`` writes a copy
             decision = should_enrol(pod, namespaces.get(o.namespace_of(pod)), self.cp)
             enrolled = o.annotations_of(pod).get(o.AMBIENT_REDIRECTION) == "enabled"
             if decision is None or decision == enrolled:
@@ -77,7 +77,8 @@ class AmbientEnroller:
             changed += self._set(pod, decision)
         return changed
 
-    def _set(self, pod: o.Obj, enrol: bool) -> int:
+    def _set(self, stored: o.Obj, enrol: bool) -> int:
+        pod = json_copy(stored)
         ann = pod.setdefault("metadata", {}).setdefault("annotations", {})
         if enrol:
             ann[o.AMBIENT_REDIRECTION] = "enabled"

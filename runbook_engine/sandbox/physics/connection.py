@@ -93,7 +93,7 @@ def resolve_client(view: MeshView, source: str) -> Peer | None:
 
 def resolve_service(view: MeshView, namespace: str, name: str, port: int) -> tuple[Target | None, str]:
     """The service port's target: the pod that answers (newest ready endpoint) and its port."""
-    svc = view.cp.store.get("v1", "Service", namespace, name)
+    svc = view.cp.store.peek("v1", "Service", namespace, name)
     if svc is None:
         return None, f"service {namespace}/{name} does not exist"
     entry = next((p for p in o.spec(svc).get("ports") or [] if int(p.get("port", 0)) == port), None)
@@ -391,13 +391,13 @@ class ConnectionPhysics:
         """The waypoint of an ambient service: ``istio.io/use-waypoint`` on the service or its namespace."""
         if target.dataplane is not Dataplane.AMBIENT or not target.service:
             return None
-        service = self.view.cp.store.get("v1", "Service", target.namespace, target.service)
+        service = self.view.cp.store.peek("v1", "Service", target.namespace, target.service)
         name = o.labels(service).get(o.USE_WAYPOINT_LABEL) or o.labels(
             self.view.namespaces.get(target.namespace)
         ).get(o.USE_WAYPOINT_LABEL)
         if not name or name == "none":
             return None
-        if self.view.cp.store.get("gateway.networking.k8s.io/v1", "Gateway", target.namespace, name) is None:
+        if self.view.cp.store.peek("gateway.networking.k8s.io/v1", "Gateway", target.namespace, name) is None:
             return None
         return Waypoint(target.namespace, name, target.service)
 

@@ -68,7 +68,7 @@ class ControlPlane:
     # -- Istio ---------------------------------------------------------------------------------
     def istiods(self) -> dict[str, Istiod]:
         out: dict[str, Istiod] = {}
-        for dep in self.store.list("apps/v1", "Deployment", o.ISTIO_NAMESPACE):
+        for dep in self.store.scan("apps/v1", "Deployment", o.ISTIO_NAMESPACE):
             name = o.name_of(dep)
             if name == "istiod" or name.startswith("istiod-"):
                 rev = o.labels(dep).get(o.ISTIO_REV_LABEL) or (name.removeprefix("istiod-") or "default")
@@ -84,7 +84,7 @@ class ControlPlane:
 
     def injector_webhook(self) -> o.Obj | None:
         """The sidecar-injector MutatingWebhookConfiguration, if istiod installed one."""
-        for mwc in self.store.list("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"):
+        for mwc in self.store.scan("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"):
             if any(
                 str(w.get("name", "")).endswith("sidecar-injector.istio.io")
                 for w in mwc.get("webhooks") or []
@@ -103,7 +103,7 @@ class ControlPlane:
         return "Ignore" not in policies
 
     def mesh_config(self) -> dict[str, Any]:
-        cm = self.store.get("v1", "ConfigMap", o.ISTIO_NAMESPACE, "istio")
+        cm = self.store.peek("v1", "ConfigMap", o.ISTIO_NAMESPACE, "istio")
         raw = ((cm or {}).get("data") or {}).get("mesh") or ""
         loaded = yaml.safe_load(raw) if raw else None
         return loaded if isinstance(loaded, dict) else {}
@@ -126,7 +126,7 @@ class ControlPlane:
 
     def spire_template_default(self) -> bool:
         """Injector ConfigMap ``defaultTemplates`` includes ``spire`` (all injected pods use SPIRE)."""
-        cm = self.store.get("v1", "ConfigMap", o.ISTIO_NAMESPACE, "istio-sidecar-injector")
+        cm = self.store.peek("v1", "ConfigMap", o.ISTIO_NAMESPACE, "istio-sidecar-injector")
         raw = ((cm or {}).get("data") or {}).get("config") or ""
         loaded = yaml.safe_load(raw) if raw else None
         templates = loaded.get("defaultTemplates") if isinstance(loaded, dict) else None
@@ -137,7 +137,7 @@ class ControlPlane:
         return (
             {
                 o.node_of(p)
-                for p in self.store.list("v1", "Pod", o.ISTIO_NAMESPACE)
+                for p in self.store.scan("v1", "Pod", o.ISTIO_NAMESPACE)
                 if o.is_running(p) and _is_component(p, "ztunnel")
             }
             - self.faults.ztunnel_missing
@@ -150,7 +150,7 @@ class ControlPlane:
     # -- SPIRE ---------------------------------------------------------------------------------
     def spire_namespace(self) -> str | None:
         for ns in o.SPIRE_NAMESPACES:
-            sts = self.store.get("apps/v1", "StatefulSet", ns, "spire-server")
+            sts = self.store.peek("apps/v1", "StatefulSet", ns, "spire-server")
             if sts is not None:
                 return ns
         return None
@@ -159,12 +159,12 @@ class ControlPlane:
         ns = self.spire_namespace()
         return (
             ns is not None
-            and o.ready_replicas(self.store.get("apps/v1", "StatefulSet", ns, "spire-server")) > 0
+            and o.ready_replicas(self.store.peek("apps/v1", "StatefulSet", ns, "spire-server")) > 0
         )
 
     def spire_config(self) -> str:
         ns = self.spire_namespace()
-        cm = self.store.get("v1", "ConfigMap", ns, "spire-server") if ns else None
+        cm = self.store.peek("v1", "ConfigMap", ns, "spire-server") if ns else None
         return str(((cm or {}).get("data") or {}).get("server.conf") or "")
 
     def spire_trust_domain(self) -> str:
@@ -182,7 +182,7 @@ class ControlPlane:
             {
                 o.node_of(p)
                 for ns in o.SPIRE_NAMESPACES
-                for p in self.store.list("v1", "Pod", ns)
+                for p in self.store.scan("v1", "Pod", ns)
                 if o.is_running(p) and _is_component(p, "spire-agent")
             }
             - self.faults.spire_agent_missing
@@ -192,12 +192,12 @@ class ControlPlane:
     # -- Linkerd -------------------------------------------------------------------------------
     def linkerd_ready(self) -> bool:
         return all(
-            o.ready_replicas(self.store.get("apps/v1", "Deployment", o.LINKERD_NAMESPACE, name)) > 0
+            o.ready_replicas(self.store.peek("apps/v1", "Deployment", o.LINKERD_NAMESPACE, name)) > 0
             for name in ("linkerd-destination", "linkerd-identity")
         )
 
     def linkerd_default_policy(self) -> str:
-        cm = self.store.get("v1", "ConfigMap", o.LINKERD_NAMESPACE, "linkerd-config")
+        cm = self.store.peek("v1", "ConfigMap", o.LINKERD_NAMESPACE, "linkerd-config")
         raw = ((cm or {}).get("data") or {}).get("values") or ""
         loaded = yaml.safe_load(raw) if raw else None
         proxy = loaded.get("proxy") if isinstance(loaded, dict) else None
@@ -205,7 +205,7 @@ class ControlPlane:
         return str(policy or "all-unauthenticated")
 
     def linkerd_cluster_networks(self) -> list[str]:
-        cm = self.store.get("v1", "ConfigMap", o.LINKERD_NAMESPACE, "linkerd-config")
+        cm = self.store.peek("v1", "ConfigMap", o.LINKERD_NAMESPACE, "linkerd-config")
         raw = ((cm or {}).get("data") or {}).get("values") or ""
         loaded = yaml.safe_load(raw) if raw else None
         nets = loaded.get("clusterNetworks") if isinstance(loaded, dict) else None

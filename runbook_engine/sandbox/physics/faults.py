@@ -8,6 +8,10 @@ API/controller faults and are ignored here)::
       - ztunnel_missing: {node: node-3}        # ambient pods on node-3 lose their node proxy
       - istiod_down: true                      # injection webhook unreachable, no cert renewal
       - spire_agent_missing: {node: node-2}    # pods on node-2 get no SVID from SPIRE
+
+``MeshFaultHandler`` is the fault handler ``build_sandbox`` registers on the server's ``FaultBoard``,
+so the same entries are taken from the scenario and from the admin endpoint at run time, listed
+with ids and lifted one by one.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook_engine.errors import UserInputError
+from runbook_engine.sandbox.faults import describe
 
 MESH_FAULT_KEYS = frozenset({"breaks_when_meshed", "ztunnel_missing", "istiod_down", "spire_agent_missing"})
 
@@ -48,6 +53,13 @@ class MeshFaults:
                 self._add_one(str(key), value)
             self.version += 1
 
+    def remove(self, entry: Mapping[str, Any]) -> None:
+        """Lift one fault given in the scenario shape (the reverse of ``add``)."""
+        with self._lock:
+            for key, value in entry.items():
+                self._remove_one(str(key), value)
+            self.version += 1
+
     def clear(self) -> None:
         """Lift every mesh fault."""
         with self._lock:
@@ -71,6 +83,16 @@ class MeshFaults:
                 f"unknown mesh fault {key!r}", hint=f"use one of {', '.join(sorted(MESH_FAULT_KEYS))}"
             )
 
+    def _remove_one(self, key: str, value: Any) -> None:
+        if key == "istiod_down":
+            self.istiod_down = self.istiod_down and not bool(value)
+        elif key == "breaks_when_meshed":
+            self.broken_when_meshed.discard((_field(value, key, "namespace"), _field(value, key, "workload")))
+        elif key == "ztunnel_missing":
+            self.ztunnel_missing.discard(_field(value, key, "node"))
+        elif key == "spire_agent_missing":
+            self.spire_agent_missing.discard(_field(value, key, "node"))
+
     def breaks(self, namespace: str, workload: str) -> bool:
         return (namespace, workload) in self.broken_when_meshed
 
@@ -79,3 +101,35 @@ def _field(value: Any, key: str, name: str) -> str:
     if not isinstance(value, Mapping) or not value.get(name):
         raise UserInputError(f"mesh fault {key} needs {{{name}: ...}}", hint=f"e.g. {key}: {{{name}: x}}")
     return str(value[name])
+
+
+class MeshFaultHandler:
+    """The ``FaultHandler`` for mesh faults: switches entries on and off in one ``MeshFaults``."""
+
+    shapes = MESH_FAULT_KEYS
+
+    def __init__(self, faults: MeshFaults) -> None:
+        self.faults = faults
+        self._lock = threading.Lock()
+        self._active: dict[str, Mapping[str, Any]] = {}
+
+    def activate(self, fault_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        MeshFaults().add(spec)  # validate first: a malformed entry changes nothing
+        with self._lock:
+            self._active[fault_id] = dict(spec)
+            self.faults.add(spec)
+        return describe(fault_id, spec)
+
+    def deactivate(self, fault_id: str) -> bool:
+        with self._lock:
+            spec = self._active.pop(fault_id, None)
+            if spec is None:
+                return False
+            self.faults.remove(spec)
+            for other in self._active.values():  # another active entry may say the same thing
+                self.faults.add(other)
+            return True
+
+    def active(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [describe(fault_id, spec) for fault_id, spec in self._active.items()]

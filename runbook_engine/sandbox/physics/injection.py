@@ -76,7 +76,7 @@ class InjectionWebhook:
             return
         if o.has_container(obj, o.ISTIO_PROXY) or o.has_container(obj, o.LINKERD_PROXY):
             return
-        namespace = store.get("v1", "Namespace", "", o.namespace_of(obj))
+        namespace = store.peek("v1", "Namespace", "", o.namespace_of(obj))
         selection = istio_selection(obj, namespace, self.cp)
         if selection.selected:
             self._inject_istio(obj, selection.revision)

@@ -104,7 +104,7 @@ def _authn_ref_ok(view: MeshView, ref: dict[str, Any], ns: str, client: LinkerdC
     target_ns = str(ref.get("namespace") or ns)
     if kind == "ServiceAccount":
         return client.identity.startswith(f"{name}.{target_ns}.serviceaccount.")
-    auth = view.cp.store.get("policy.linkerd.io/v1alpha1", str(kind), target_ns, name)
+    auth = view.cp.store.peek("policy.linkerd.io/v1alpha1", str(kind), target_ns, name)
     if auth is None:
         return False
     return _mtls_auth_ok(auth, client) if kind == "MeshTLSAuthentication" else _network_auth_ok(auth, client)

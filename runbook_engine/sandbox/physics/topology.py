@@ -131,11 +131,11 @@ class MeshView:
 
     @cached_property
     def pods(self) -> list[o.Obj]:
-        return self.cp.store.list("v1", "Pod")
+        return self.cp.store.scan("v1", "Pod")
 
     @cached_property
     def namespaces(self) -> dict[str, o.Obj]:
-        return {o.name_of(n): n for n in self.cp.store.list("v1", "Namespace")}
+        return {o.name_of(n): n for n in self.cp.store.scan("v1", "Namespace")}
 
     @cached_property
     def _pods_by_namespace(self) -> dict[str, list[o.Obj]]:
@@ -145,7 +145,7 @@ class MeshView:
         return index
 
     def objects(self, api_version: str, kind: str, namespace: str | None = None) -> list[o.Obj]:
-        return self.cp.store.list(api_version, kind, namespace)
+        return self.cp.store.scan(api_version, kind, namespace)
 
     def kinds(self, kind: str, *api_versions: str) -> list[o.Obj]:
         """Every object of a kind across the given API versions (read once per view)."""
@@ -175,7 +175,7 @@ class MeshView:
 
     def workload_pods(self, namespace: str, workload: str) -> list[o.Obj]:
         for api_version, kind in WORKLOAD_KINDS:
-            owner = self.cp.store.get(api_version, kind, namespace, workload)
+            owner = self.cp.store.peek(api_version, kind, namespace, workload)
             if owner is not None:
                 sel = selector_from_object(o.spec(owner).get("selector"))
                 return [p for p in self.pods_in(namespace) if sel.matches(o.labels(p))]
