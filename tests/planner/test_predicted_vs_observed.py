@@ -99,6 +99,7 @@ class Observer:
         self.server: MeshSandbox | None = None
         self.mismatches: list[Mismatch] = []
         self.observed: dict[tuple[str, str], Outcome] = {}
+        self.done: set[str] = set()
         self.compared = 0
 
     @contextmanager
@@ -113,8 +114,13 @@ class Observer:
             self.server.stop()
 
     def __call__(self, event: Event) -> None:
-        if event.kind is not EventKind.PHASE_END or self.server is None:
+        """Exercise the phase's flows once its tasks ran: at its checkpoint (before a rollback could undo
+        the phase), or at its end when it has no checkpoint."""
+        if event.kind not in (EventKind.CHECKPOINT_START, EventKind.PHASE_END) or self.server is None:
             return
+        if event.phase in self.done or (event.kind is EventKind.CHECKPOINT_START and event.message == "preflight"):
+            return
+        self.done.add(event.phase)
         for flow in self.plan.phase(event.phase).flows:
             outcome, reasons = observe(self.server, flow.flow)
             self.compared += 1
