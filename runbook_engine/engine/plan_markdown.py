@@ -57,7 +57,8 @@ def _flows(phase: PhasePlan) -> list[str]:
 def _checks(phase: PhasePlan) -> list[str]:
     if not phase.checks:
         return []
-    lines = ["", f"**Checkpoint** (predicted decision: {phase.decision or 'continue'})", "",
+    lines = ["", f"**Checkpoint** (predicted decision: {phase.decision or 'continue'}; checks on simulated "
+             "objects see pods as they were before the phase: no controller runs in a plan)", "",
              "| check | predicted | basis | summary |", "|---|---|---|---|"]
     return lines + [f"| {_cell(c.title)} | {c.status.value} | {c.basis.value} | {_cell(c.summary)} |"
                     for c in phase.checks]

@@ -26,6 +26,12 @@ Outcomes are ``ok | reset | denied_403 | tls_error | hang``. A flow *breaks* in 
 its expectation (``expect``, default ``ok``) before the phase and does not after it; a break is
 *accepted* when the phase lists the flow id in ``accept:`` or the run names it with
 ``--accept-risk``.
+
+Predicted checks: a check that observes traffic through probe pods is judged from the flow
+predictions (``basis: predicted flows``); every other check runs on the simulated objects
+(``basis: simulated objects``). The simulation runs no controllers, so a check of rollout readiness
+or of pods sees the pods as they were before the phase (a restarted workload's old pods, a new
+workload's none): such verdicts are pessimistic, and ``decision`` with them.
 """
 
 from __future__ import annotations

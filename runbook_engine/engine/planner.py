@@ -207,7 +207,7 @@ def flow_plans(declared: Sequence[tuple[Flow, FlowOrigin]], before: State, after
 
 
 # -- checks -----------------------------------------------------------------------------------------------
-def _rejudged(verdict: Verdict, predicted: Mapping[str, Outcome]) -> CheckPlan | None:
+def _rejudged(verdict: Verdict, predicted: Mapping[str, FlowPlan]) -> CheckPlan | None:
     """A flow check's verdict with every flow it names judged by the planner's prediction."""
     entries = verdict.data.get("flows") if isinstance(verdict.data, Mapping) else None
     if not isinstance(entries, list) or not entries:
@@ -215,14 +215,14 @@ def _rejudged(verdict: Verdict, predicted: Mapping[str, Outcome]) -> CheckPlan |
     wrong: list[str] = []
     unknown: list[str] = []
     for entry in entries:
-        flow_id = str(entry.get("flow", ""))
-        outcome = predicted.get(flow_id)
-        if outcome is None and entry.get("outcome") is None:
+        flow_id, want = str(entry.get("flow", "")), str(entry.get("expected") or Outcome.OK.value)
+        plan = predicted.get(flow_id)
+        if plan is None and entry.get("outcome") is None:
             unknown.append(flow_id)
-        elif outcome is not None and outcome.value != entry.get("expected", Outcome.OK.value):
-            wrong.append(f"{flow_id} ({outcome.value}, expected {entry.get('expected', 'ok')})")
-        elif outcome is None and not entry.get("as_expected"):
-            wrong.append(f"{flow_id} ({entry.get('outcome')})")
+        elif plan is not None and not expected(plan.flow.model_copy(update={"expect": want}), plan.after):
+            wrong.append(f"{flow_id} ({plan.after.value}, expected {want})")
+        elif plan is None and not entry.get("as_expected"):
+            wrong.append(f"{flow_id} ({entry.get('outcome')}, expected {want})")
     if wrong:
         return CheckPlan(verdict.title, verdict.check, Status.FAIL, "predicted: " + "; ".join(wrong),
                          CheckBasis.PREDICTED)
@@ -234,7 +234,7 @@ def _rejudged(verdict: Verdict, predicted: Mapping[str, Outcome]) -> CheckPlan |
 
 
 def check_plans(verdicts: Sequence[Verdict], flows: Sequence[FlowPlan]) -> list[CheckPlan]:
-    predicted = {f.flow.id: f.after for f in flows}
+    predicted = {f.flow.id: f for f in flows}
     plans: list[CheckPlan] = []
     for verdict in verdicts:
         rejudged = _rejudged(verdict, predicted)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -129,10 +130,16 @@ class PlanCluster(MemoryCluster):
             return [obj for group in groups for obj in group.values()]
 
 
-def snapshot(live: Cluster, kinds: list[tuple[str, str]] | None = None) -> PlanCluster:
-    """The live cluster's objects of ``kinds`` (default: every planned kind), one list call per kind."""
-    objects: list[Obj] = []
-    for api_version, kind in kinds if kinds is not None else snapshot_kinds():
-        objects.extend({**o, "apiVersion": o.get("apiVersion") or api_version, "kind": o.get("kind") or kind}
-                       for o in live.list(api_version, kind))
-    return PlanCluster(objects, name=live.name)
+def _listed(live: Cluster, kind: tuple[str, str]) -> list[Obj]:
+    api_version, name = kind
+    return [{**o, "apiVersion": o.get("apiVersion") or api_version, "kind": o.get("kind") or name}
+            for o in live.list(api_version, name)]
+
+
+def snapshot(live: Cluster, kinds: list[tuple[str, str]] | None = None, *, workers: int = 4) -> PlanCluster:
+    """The live cluster's objects of ``kinds`` (default: every planned kind), one list call per kind, the
+    calls ``workers`` at a time (the server answers one while the client decodes another)."""
+    wanted = kinds if kinds is not None else snapshot_kinds()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        lists = list(pool.map(lambda kind: _listed(live, kind), wanted))
+    return PlanCluster([o for items in lists for o in items], name=live.name)

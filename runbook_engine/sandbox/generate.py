@@ -2,11 +2,14 @@
 ServiceAccounts and the traffic flows between them, generated deterministically from a seed.
 
 Used to rehearse on something platform-sized when no copy of a real platform is at hand, and to
-benchmark the sandbox. The output is an ordinary scenario (see ``sandbox.scenario``).
+benchmark the sandbox. The output is an ordinary scenario (see ``sandbox.scenario``), written as
+JSON — a subset of YAML, so any YAML tool reads it — with one node, manifest, flow or fault per line:
+a platform of thousands of objects then loads in a fraction of the time YAML parsing would take.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -14,8 +17,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from runbook_engine.errors import UserInputError
 
@@ -85,10 +86,9 @@ def generate_scenario(namespaces: int, workloads: int, flows: int, seed: int) ->
 
 
 def write_scenario(scenario: dict[str, Any], path: Path) -> None:
-    """Write a scenario as YAML, atomically (a temporary file renamed into place)."""
+    """Write a scenario as JSON (valid YAML), atomically (a temporary file renamed into place)."""
     path = Path(path)
-    dumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    text = yaml.dump(scenario, Dumper=dumper, sort_keys=False, default_flow_style=False, width=120)
+    text = scenario_text(scenario)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -98,6 +98,18 @@ def write_scenario(scenario: dict[str, Any], path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def scenario_text(scenario: dict[str, Any]) -> str:
+    """The scenario as JSON: top-level keys one per line, each list item on a line of its own."""
+    fields = []
+    for key, value in scenario.items():
+        if isinstance(value, list) and value:
+            items = ",\n  ".join(json.dumps(item, separators=(", ", ": ")) for item in value)
+            fields.append(f"{json.dumps(key)}: [\n  {items}\n]")
+        else:
+            fields.append(f"{json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
 # -- pieces ------------------------------------------------------------------------------------------

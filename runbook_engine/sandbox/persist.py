@@ -1,5 +1,9 @@
 """The sandbox's state on disk: ``<state>/state.json``, written atomically (temp file, then rename)
-shortly after changes settle and when the server stops, so a restart finds the cluster as it was."""
+shortly after changes settle and when the server stops, so a restart finds the cluster as it was.
+
+Saving is incremental in the costly part: stored objects never change in place, so the JSON of an
+object is kept from one save to the next and only objects written since are encoded again.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any
 from runbook_engine.sandbox.store import Obj, Store
 
 STATE_FILE = "state.json"
+_COMPACT = (",", ":")
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -52,6 +57,7 @@ class StateSaver:
         self._write_lock = threading.Lock()  # one save at a time
         self._saved_rv = -1
         self._cost = 0.0  # seconds the last save took
+        self._encoded: dict[int, tuple[Obj, bytes]] = {}  # id(stored object) -> (object, its JSON)
 
     def install(self) -> None:
         self.store.listeners.append(self._on_change)
@@ -75,10 +81,24 @@ class StateSaver:
             if self.store.resource_version == self._saved_rv and self.path.exists():
                 return
             started = time.monotonic()
-            rv, data = self.store.dump_json()
+            rv, data = self._encode()
             write_private(self.path, data)
             self._saved_rv = rv
             self._cost = time.monotonic() - started
+
+    def _encode(self) -> tuple[int, bytes]:
+        """The store's dump as JSON, re-encoding only the objects written since the last save."""
+        rv, objects, logs = self.store.snapshot()
+        encoded: dict[int, tuple[Obj, bytes]] = {}
+        for obj in objects:
+            hit = self._encoded.get(id(obj))
+            if hit is None or hit[0] is not obj:
+                hit = (obj, json.dumps(obj, separators=_COMPACT).encode())
+            encoded[id(obj)] = hit  # holding the object keeps its id from being reused
+        self._encoded = encoded
+        body = b",".join(part for _, part in encoded.values())
+        tail = json.dumps(logs, separators=_COMPACT).encode()
+        return rv, b'{"resourceVersion":%d,"objects":[%s],"logs":%s}' % (rv, body, tail)
 
     def _on_change(self, event: str, obj: Obj) -> None:
         with self._lock:

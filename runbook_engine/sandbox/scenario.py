@@ -13,13 +13,16 @@
       - crashloop: {namespace: sre, workload: report-worker}
 
 Every mistake is reported with the file, line and column it is at (from the YAML node marks) and a
-hint; all mistakes found in one pass are reported together and nothing is seeded.
+hint; all mistakes found in one pass are reported together and nothing is seeded. A scenario is read
+fast first (JSON — what ``runbook sandbox generate`` writes, and a subset of YAML — or YAML without
+keeping its node tree); only when something is wrong is it read again with positions, to say where.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +134,7 @@ def _seed_order(obj: Obj) -> int:
 
 def _create(store: Store, obj: Obj) -> None:
     try:
-        store.create(obj)
+        store.create(obj, copy_result=False)
     except ConflictError:
         return
 
@@ -151,12 +154,19 @@ def load_scenario(path: Path) -> Scenario:
 def parse_scenario(text: str, path: Path) -> Scenario:
     """Validate scenario text read from ``path`` (includes are resolved relative to it)."""
     with gc_paused():
-        docs = _documents(text, str(path))
-        if len(docs) != 1 or not isinstance(docs[0].data, dict):
-            where = docs[0].location(()) if docs else Location(str(path), 1, 1)
-            raise UserInputError("a scenario is one YAML mapping", where, hint="start with `name: <scenario name>`")
-        builder = _Builder(path, docs[0])
-        scenario = builder.build()
+        try:
+            return _parse(text, path, positions=False)
+        except UserInputError:
+            return _parse(text, path, positions=True)  # again, to say where each mistake is
+
+
+def _parse(text: str, path: Path, *, positions: bool) -> Scenario:
+    docs = _documents(text, str(path), positions=positions)
+    if len(docs) != 1 or not isinstance(docs[0].data, dict):
+        where = docs[0].location(()) if docs else Location(str(path), 1, 1)
+        raise UserInputError("a scenario is one YAML mapping", where, hint="start with `name: <scenario name>`")
+    builder = _Builder(path, docs[0], positions=positions)
+    scenario = builder.build()
     if builder.errors:
         raise builder.errors[0] if len(builder.errors) == 1 else UserInputErrors(builder.errors)
     return scenario
@@ -167,11 +177,13 @@ class _Doc:
     """One YAML document: the constructed data and its node tree, to find where anything is."""
 
     file: str
-    node: yaml.Node
+    node: yaml.Node | None  # None when read without positions
     data: Any
 
     def location(self, path: tuple[PathPart, ...], *, key: bool = False) -> Location:
         """Where ``path`` is (its key with ``key=True``); the closest existing parent if it is missing."""
+        if self.node is None:
+            return Location(self.file)
         node: yaml.Node = self.node
         for i, part in enumerate(path):
             child = _child(node, part, key=key and i == len(path) - 1)
@@ -193,7 +205,12 @@ def _child(node: yaml.Node, part: PathPart, *, key: bool) -> yaml.Node | None:
     return None
 
 
-def _documents(text: str, file: str) -> list[_Doc]:
+def _documents(text: str, file: str, *, positions: bool = True) -> list[_Doc]:
+    """The documents of a YAML (or JSON) text; with ``positions``, each keeps its node tree."""
+    if not positions:
+        fast = _fast_documents(text, file)
+        if fast is not None:
+            return fast
     loader = _Loader(text)
     try:
         docs = []
@@ -213,6 +230,20 @@ def _documents(text: str, file: str) -> list[_Doc]:
         loader.dispose()
 
 
+def _fast_documents(text: str, file: str) -> list[_Doc] | None:
+    """The documents without positions (None when the text does not parse: the slow path says why)."""
+    try:
+        if text.lstrip().startswith("{"):
+            try:
+                return [_Doc(file, None, json.loads(text))]
+            except ValueError:
+                pass  # YAML in flow style, perhaps
+        docs = [_Doc(file, None, _plain(data)) for data in yaml.load_all(text, Loader=_Loader)]
+    except yaml.YAMLError:
+        return None
+    return [d for d in docs if d.data is not None]
+
+
 def _plain(value: Any) -> Any:
     """Timestamps stay strings, as the Kubernetes API reads YAML (it goes through JSON)."""
     if isinstance(value, dict):
@@ -227,9 +258,10 @@ def _plain(value: Any) -> Any:
 class _Builder:
     """Walks a scenario document, collecting every mistake with its location."""
 
-    def __init__(self, path: Path, doc: _Doc) -> None:
+    def __init__(self, path: Path, doc: _Doc, *, positions: bool = True) -> None:
         self.path = path
         self.doc = doc
+        self.positions = positions
         self.errors: list[UserInputError] = []
         self.registry: KindRegistry = default_registry()
 
@@ -301,7 +333,7 @@ class _Builder:
                            f"paths are relative to {self.path.parent or '.'}")
                 continue
             try:
-                docs = _documents(target.read_text(encoding="utf-8"), str(target))
+                docs = _documents(target.read_text(encoding="utf-8"), str(target), positions=self.positions)
             except UserInputError as exc:
                 self.errors.append(exc)
                 continue

@@ -252,7 +252,7 @@ class SandboxServer:
         for name in DEFAULT_NAMESPACES:
             if self.store.peek("v1", "Namespace", "", name) is None:
                 self.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
-                                   "status": {"phase": "Active"}})
+                                   "status": {"phase": "Active"}}, copy_result=False)
 
     def _declare_faults(self, scenario: Scenario) -> None:
         """The scenario's faults, once per server; shapes no registered handler takes are not ours."""

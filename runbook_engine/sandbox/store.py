@@ -270,7 +270,12 @@ class Store:
             return self._logs.get((namespace, pod), {}).get(container, "")
 
     # -- writes ------------------------------------------------------------------------------
-    def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+    def create(self, obj: Obj, *, dry_run: bool = False, copy_result: bool = True) -> Obj:
+        """Store a new object (a copy of ``obj``); returns the stored state.
+
+        With ``copy_result=False`` the stored object itself is returned, read-only: for callers that
+        only look at it (or not at all), saving a copy.
+        """
         obj = json_copy(obj)
         with self.lock:
             for hook in self.admission:
@@ -287,10 +292,15 @@ class Store:
             if dry_run:
                 meta["resourceVersion"] = str(self._rv)
                 return obj
-            return self._commit(key, obj, "ADDED")
+            return self._commit(key, obj, "ADDED", copy_result)
 
-    def update(self, obj: Obj, *, expect_rv: str | None = None, dry_run: bool = False) -> Obj:
-        """Replace a stored object; bumps ``generation`` when anything but metadata/status changed."""
+    def update(
+        self, obj: Obj, *, expect_rv: str | None = None, dry_run: bool = False, copy_result: bool = True
+    ) -> Obj:
+        """Replace a stored object; bumps ``generation`` when anything but metadata/status changed.
+
+        ``copy_result`` as for ``create``.
+        """
         obj = json_copy(obj)
         with self.lock:
             key = self._key(obj)
@@ -313,7 +323,7 @@ class Store:
             meta["generation"] = gen
             if dry_run:
                 return obj
-            return self._commit(key, obj, "MODIFIED")
+            return self._commit(key, obj, "MODIFIED", copy_result)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> Obj:
         """Remove an object; returns (a copy of) its last state, with the deletion's revision."""
@@ -382,12 +392,19 @@ class Store:
             }
 
     def dump_json(self) -> tuple[int, bytes]:
-        """The ``dump`` as JSON. Only the references are taken under the lock (stored objects never
-        change in place), so writers are not held up while a large store is encoded."""
-        with self.lock:
-            rv, objects, logs = self._rv, list(self._objects.values()), self._log_rows()
+        """The ``dump`` as JSON, encoded outside the lock (see ``snapshot``)."""
+        rv, objects, logs = self.snapshot()
         data = {"resourceVersion": rv, "objects": objects, "logs": logs}
         return rv, json.dumps(data, separators=(",", ":")).encode()
+
+    def snapshot(self) -> tuple[int, builtins.list[Obj], builtins.list[builtins.list[str]]]:
+        """``(resourceVersion, stored objects (read-only), log rows)``, consistent with each other.
+
+        Only references are taken under the lock (stored objects never change in place), so writers
+        are not held up while a large store is encoded.
+        """
+        with self.lock:
+            return self._rv, list(self._objects.values()), self._log_rows()
 
     def load(self, data: dict[str, Any]) -> None:
         """Replace the whole state with a ``dump``; kinds of stored CRDs are registered first."""
@@ -420,7 +437,7 @@ class Store:
     def _log_rows(self) -> builtins.list[builtins.list[str]]:
         return [[ns, pod, c, text] for (ns, pod), logs in self._logs.items() for c, text in logs.items()]
 
-    def _commit(self, key: Key, obj: Obj, event: str) -> Obj:
+    def _commit(self, key: Key, obj: Obj, event: str, copy_result: bool) -> Obj:
         """Store ``obj`` (the store's own copy, never changed again) and tell watches and listeners."""
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
@@ -430,7 +447,7 @@ class Store:
             for info in crd_kinds(obj):
                 self.registry.register(info)
         self._notify(event, obj, key)
-        return json_copy(obj)
+        return json_copy(obj) if copy_result else obj
 
     def _notify(self, event: str, obj: Obj, key: Key) -> None:
         """One shared, read-only object for the history, every watch and every listener."""

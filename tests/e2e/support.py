@@ -97,6 +97,13 @@ class Platform:
                 api.close()
 
 
+def printed(output: str, title: str) -> str:
+    """The verdict the CLI printed for the check titled ``title`` (PASS, FLAG, PREEXISTING...)."""
+    found = re.search(rf"^\s*([A-Z_]+)\s+{re.escape(title)}:", output, re.MULTILINE)
+    assert found, f"no verdict printed for {title!r}"
+    return found.group(1)
+
+
 def verdicts(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The last checkpoint's verdicts of a run, by check title."""
     return {str(v["title"]): v for v in status.get("verdicts") or []}

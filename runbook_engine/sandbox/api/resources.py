@@ -9,7 +9,6 @@ concurrent change, as the real server's guaranteed update does.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import random
 import string
@@ -35,7 +34,7 @@ from runbook_engine.sandbox.api.status import (
     not_found,
     success,
 )
-from runbook_engine.sandbox.store import Store, now_rfc3339
+from runbook_engine.sandbox.store import Store, json_copy, now_rfc3339
 
 Obj = dict[str, Any]
 _RETRIES = 8
@@ -127,7 +126,7 @@ class ResourceApi:
         """The request's object, checked against the URL (kind, version, namespace, name)."""
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
-        obj = copy.deepcopy(body)
+        obj = json_copy(body)
         info = route.info
         if not obj.get("kind") and not obj.get("apiVersion") and patching.is_builtin(info):
             obj["apiVersion"], obj["kind"] = info.api_version, info.kind  # built-ins default from the URL
@@ -256,7 +255,7 @@ class ResourceApi:
             if not isinstance(replicas, int) or replicas < 0:
                 raise invalid(route.info, str(route.name),
                               [Cause("FieldValueInvalid", "must be greater than or equal to 0", "spec.replicas")])
-            new = copy.deepcopy(live)
+            new = json_copy(live)
             new.setdefault("spec", {})["replicas"] = replicas
             try:
                 main = Route(route.info, route.namespace, route.name, None)
@@ -366,13 +365,13 @@ def _merge_subresource(route: Route, live: Obj, new: Obj) -> Obj:
     if not _has_status_subresource(route.info):
         return new
     if route.subresource == "status":
-        out = copy.deepcopy(live)
+        out = json_copy(live)
         out["status"] = new.get("status", {})
         out["metadata"]["resourceVersion"] = new.get("metadata", {}).get("resourceVersion", live["metadata"].get(
             "resourceVersion"))
         return out
     if "status" in live:
-        new["status"] = copy.deepcopy(live["status"])
+        new["status"] = json_copy(live["status"])
     else:
         new.pop("status", None)
     return new

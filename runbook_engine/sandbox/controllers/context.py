@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import random
 import threading
@@ -11,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook_engine.errors import ConflictError
-from runbook_engine.sandbox.controllers.index import KindKey, ObjectIndex
+from runbook_engine.sandbox.controllers.index import KindKey, ObjectIndex, cow_copy
 from runbook_engine.sandbox.controllers.util import (
     NODE,
     POD,
@@ -146,12 +145,12 @@ class Context:
         """Create a pod; with ``generate``, its name gets a random five-character suffix."""
         base = str(pod["metadata"]["name"])
         for _ in range(20):
-            candidate = copy.deepcopy(pod)
+            candidate = {**pod, "metadata": dict(pod["metadata"])}  # the store copies the rest
             if generate:
                 candidate["metadata"]["generateName"] = f"{base}-"
                 candidate["metadata"]["name"] = f"{base}-{random_suffix(self.rng)}"
             try:
-                return self.store.create(candidate)
+                return cow_copy(self.store.create(candidate, copy_result=False))
             except ConflictError:
                 if not generate:
                     raise
@@ -161,9 +160,13 @@ class Context:
 def pod_from_template(
     template: Mapping[str, Any], owner: Obj, name: str, extra_labels: Mapping[str, str]
 ) -> Obj:
-    """A pod as a workload controller creates it from its template (before admission and scheduling)."""
+    """A pod as a workload controller creates it from its template (before admission and scheduling).
+
+    Its top-level maps are its own; nested structures (containers, volumes) are the template's, to be
+    replaced rather than changed in place (``Store.create`` stores a copy).
+    """
     tmeta = template.get("metadata") or {}
-    spec: dict[str, Any] = copy.deepcopy(dict(template.get("spec") or {}))
+    spec: dict[str, Any] = dict(template.get("spec") or {})
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])

@@ -9,7 +9,6 @@ within the surge/unavailability budget. Status carries what ``kubectl rollout st
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ from runbook_engine.sandbox.controllers.util import (
     scaled_value,
     write_status,
 )
-from runbook_engine.sandbox.store import Key, Obj
+from runbook_engine.sandbox.store import Key, Obj, json_copy
 
 DEFAULT_HISTORY_LIMIT = 10
 
@@ -97,7 +96,7 @@ class DeploymentController:
         # the revision annotation and the status go out in one write
         if annotate(deploy, REVISION_ANNOTATION, str(_revision(new))) or deploy.get("status") != status:
             deploy["status"] = status
-            self.ctx.store.update(deploy, expect_rv=str(deploy["metadata"]["resourceVersion"]))
+            self.ctx.store.update(deploy, expect_rv=str(deploy["metadata"]["resourceVersion"]), copy_result=False)
         return None
 
     # -- the new ReplicaSet ------------------------------------------------------------------
@@ -116,9 +115,9 @@ class DeploymentController:
     def _create_replica_set(self, deploy: Obj, template: Obj, digest: str, revision: int, rolling: bool) -> Obj:
         spec = deploy.get("spec") or {}
         budget = Budget.of(deploy)
-        rs_template = copy.deepcopy(template)
+        rs_template = json_copy(template)
         rs_template.setdefault("metadata", {}).setdefault("labels", {})[TEMPLATE_HASH_LABEL] = digest
-        selector = copy.deepcopy(spec.get("selector") or {"matchLabels": dict(labels_of(rs_template))})
+        selector = json_copy(spec.get("selector") or {"matchLabels": dict(labels_of(rs_template))})
         selector.setdefault("matchLabels", {})[TEMPLATE_HASH_LABEL] = digest
         meta = deploy["metadata"]
         rs: Obj = {

@@ -40,12 +40,12 @@ class EndpointsController:
         subsets = self._subsets(service, self._pods(namespace, selector))
         if current is None:
             with contextlib.suppress(ConflictError):
-                self.ctx.store.create(_endpoints(service, subsets))
+                self.ctx.store.create(_endpoints(service, subsets), copy_result=False)
         elif (current.get("subsets") or []) != subsets:
             current["subsets"] = subsets
             if not subsets:
                 current.pop("subsets")
-            self.ctx.store.update(current, expect_rv=str(current["metadata"]["resourceVersion"]))
+            self.ctx.store.update(current, expect_rv=str(current["metadata"]["resourceVersion"]), copy_result=False)
         return None
 
     def _pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:

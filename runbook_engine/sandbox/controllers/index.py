@@ -44,7 +44,9 @@ class ObjectIndex:
         self._uids: dict[str, Key] = {}
         self._uid_of: dict[Key, str] = {}
         self._selectors: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)  # ns -> service -> selector
+        self._selecting: dict[str, dict[frozenset[tuple[str, str]], list[Key]]] = {}  # ns -> labels -> services
         self._pod_labels: dict[Key, dict[str, str]] = {}
+        self._pods_by_label: dict[tuple[str, str, str], set[Key]] = {}  # (ns, label, value) -> pods
         self._unscheduled: set[Key] = set()
 
     # -- maintenance -------------------------------------------------------------------------
@@ -78,8 +80,9 @@ class ObjectIndex:
             self._children[owner].add(key)
         if (key[0], key[1]) == SERVICE:
             self._selectors[key[2]][key[3]] = dict((obj.get("spec") or {}).get("selector") or {})
+            self._selecting.pop(key[2], None)
         if (key[0], key[1]) == POD:
-            self._pod_labels[key] = labels_of(obj)
+            self._set_pod_labels(key, labels_of(obj))
             if pod_active(obj) and not (obj.get("spec") or {}).get("nodeName"):
                 self._unscheduled.add(key)
             else:
@@ -97,8 +100,25 @@ class ObjectIndex:
             self._children[owner].discard(key)
         if (key[0], key[1]) == SERVICE:
             self._selectors[key[2]].pop(key[3], None)
-        self._pod_labels.pop(key, None)
+            self._selecting.pop(key[2], None)
+        if key in self._pod_labels:
+            self._set_pod_labels(key, {})
+            del self._pod_labels[key]
         self._unscheduled.discard(key)
+
+    def _set_pod_labels(self, key: Key, labels: dict[str, str]) -> None:
+        old = self._pod_labels.get(key, {})
+        if old == labels and key in self._pod_labels:
+            return
+        for item in old.items() - labels.items():
+            keys = self._pods_by_label.get((key[2], *item))
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._pods_by_label[(key[2], *item)]
+        for label, value in labels.items() - old.items():
+            self._pods_by_label.setdefault((key[2], label, value), set()).add(key)
+        self._pod_labels[key] = labels
 
     # -- queries -----------------------------------------------------------------------------
     def get(self, key: Key) -> Obj | None:
@@ -123,22 +143,26 @@ class ObjectIndex:
             return self._uids.get(uid)
 
     def services_selecting(self, namespace: str, labels: dict[str, str]) -> list[Key]:
-        """Services in ``namespace`` whose selector matches ``labels``."""
+        """Services in ``namespace`` whose selector matches ``labels`` (cached until a Service changes)."""
+        wanted = frozenset(labels.items())
         with self._lock:
-            return [
-                (*SERVICE, namespace, name)
-                for name, selector in self._selectors.get(namespace, {}).items()
-                if selector and all(labels.get(k) == v for k, v in selector.items())
-            ]
+            cache = self._selecting.setdefault(namespace, {})
+            found = cache.get(wanted)
+            if found is None:
+                found = cache[wanted] = [
+                    (*SERVICE, namespace, name)
+                    for name, selector in self._selectors.get(namespace, {}).items()
+                    if selector and all(labels.get(k) == v for k, v in selector.items())
+                ]
+            return list(found)
 
     def pods_matching(self, namespace: str, selector: dict[str, str]) -> list[Key]:
         """Pods in ``namespace`` whose labels match ``selector`` (equality-based, as Services select)."""
         with self._lock:
-            names = self._names.get(POD, {}).get(namespace, ())
-            keys = [(*POD, namespace, name) for name in names]
-            return sorted(
-                k for k in keys if all(self._pod_labels.get(k, {}).get(sk) == sv for sk, sv in selector.items())
-            )
+            if not selector:
+                return sorted((*POD, namespace, name) for name in self._names.get(POD, {}).get(namespace, ()))
+            sets = [self._pods_by_label.get((namespace, k, v), set()) for k, v in selector.items()]
+            return sorted(set.intersection(*sorted(sets, key=len)))
 
     def pod_labels(self, key: Key) -> dict[str, str]:
         with self._lock:

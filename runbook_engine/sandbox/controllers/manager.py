@@ -2,6 +2,12 @@
 
 Store listeners (which run under the store's lock) only update the index and queue keys; the worker
 thread takes keys off a de-duplicated FIFO queue and hands each to the controller for its kind.
+
+Keys queued because *another* object changed — an owner whose pod changed, the Services selecting a
+pod — only recompute status (replica counts, endpoints). They wait in a second queue that is served
+when the first one is empty, or once they have waited ``_FOLLOW_UP_DELAY``: while a platform starts,
+the many changes of a workload's pods then fold into one status write, as a real controller's
+rate-limited work queue folds them.
 Controllers return when they want to look again (``Wake``): transitional wake-ups — a pod about to
 start or become ready, a first restart — keep ``settle()`` waiting; steady ones (periodic probes,
 crash-loop back-off) do not, so a platform with a crash-looping workload still settles.
@@ -55,6 +61,7 @@ from runbook_engine.sandbox.store import Key, Obj, Store
 log = logging.getLogger(__name__)
 
 _BATCH = 500  # keys per pass before timers are looked at again
+_FOLLOW_UP_DELAY = 1.0  # seconds a follow-up key waits at most while direct work is pending
 
 
 class Controller(Protocol):
@@ -96,6 +103,8 @@ class ControllerManager:
         self._cond = threading.Condition()
         self._queue: deque[Key] = deque()  # FIFO of keys to reconcile ...
         self._queued: set[Key] = set()  # ... without duplicates
+        self._follow: deque[Key] = deque()  # FIFO of follow-up keys (status only) ...
+        self._follow_since: dict[Key, float] = {}  # ... and when each was queued (absent: no longer queued)
         self._timers: list[tuple[float, int, Key]] = []
         self._due: dict[Key, tuple[float, int, bool]] = {}
         self._seq = itertools.count()
@@ -201,24 +210,31 @@ class ControllerManager:
         old_labels = self.ctx.index.pod_labels(key) if kind == POD else {}
         self.ctx.index.apply(event, obj)
         keys = [key] if kind in self._controllers and not self._own_write(key) else []
+        follow_ups: list[Key] = []
         owner = controller_uid(obj)
         owner_key = self.ctx.index.key_for_uid(owner) if owner else None
         if owner_key is not None:
-            keys.append(owner_key)
-        keys += self._related(event, kind, key, obj, old_labels)
-        self._enqueue(keys)
+            follow_ups.append(owner_key)
+        if kind == POD:
+            follow_ups += self._services_of(key, obj, old_labels)
+        else:
+            keys += self._related(event, kind, key)
+        self._enqueue(keys, follow_ups)
 
     def _own_write(self, key: Key) -> bool:
         """A controller's write to the object it is reconciling needs no second look at that object."""
         return self._current == key and threading.get_ident() == self._worker_ident
 
-    def _related(self, event: str, kind: KindKey, key: Key, obj: Obj, old_labels: dict[str, str]) -> list[Key]:
+    def _services_of(self, key: Key, pod: Obj, old_labels: dict[str, str]) -> list[Key]:
+        """The Services selecting a pod, before or after its change (their endpoints may change)."""
         index = self.ctx.index
-        if kind == POD:
-            services = set(index.services_selecting(key[2], labels_of(obj)))
-            if old_labels:
-                services.update(index.services_selecting(key[2], old_labels))
-            return sorted(services)
+        services = set(index.services_selecting(key[2], labels_of(pod)))
+        if old_labels:
+            services.update(index.services_selecting(key[2], old_labels))
+        return sorted(services)
+
+    def _related(self, event: str, kind: KindKey, key: Key) -> list[Key]:
+        index = self.ctx.index
         if kind == NODE:
             self.ctx.invalidate_nodes()
             return [(*DAEMON_SET, ns, name) for ns, name in index.names(DAEMON_SET)] + index.unscheduled()
@@ -228,18 +244,38 @@ class ControllerManager:
             return [(*NAMESPACE, "", key[2])]
         return []
 
-    def _enqueue(self, keys: Sequence[Key]) -> None:
-        if not keys:
+    def _enqueue(self, keys: Sequence[Key], follow_ups: Sequence[Key] = ()) -> None:
+        if not keys and not follow_ups:
             return
         with self._cond:
             for key in keys:
                 self._push(key)
+            now = time.monotonic()
+            for key in follow_ups:
+                if key not in self._queued and key not in self._follow_since:
+                    self._follow_since[key] = now
+                    self._follow.append(key)
             self._cond.notify_all()
 
     def _push(self, key: Key) -> None:
         if key not in self._queued:
+            self._follow_since.pop(key, None)  # the direct reconcile covers the follow-up
             self._queued.add(key)
             self._queue.append(key)
+
+    def _pop(self, now: float) -> Key | None:
+        """The next key: an overdue follow-up, else direct work, else any follow-up (under ``_cond``)."""
+        while self._follow and self._follow[0] not in self._follow_since:
+            self._follow.popleft()  # moved to the direct queue meanwhile
+        if self._follow and (not self._queue or now - self._follow_since[self._follow[0]] >= _FOLLOW_UP_DELAY):
+            key = self._follow.popleft()
+            del self._follow_since[key]
+            return key
+        if self._queue:
+            key = self._queue.popleft()
+            self._queued.discard(key)
+            return key
+        return None
 
     # -- processing --------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -248,7 +284,7 @@ class ControllerManager:
                 continue
             with self._cond:
                 self._cond.notify_all()  # wake settle() waiters: the queue just ran dry
-                if not self._queue and not self._stopping.is_set():
+                if not self._queue and not self._follow_since and not self._stopping.is_set():
                     self._cond.wait(min(max(self._next_due() - time.monotonic(), 0.001), 0.5))
 
     def _drain(self, limit: int | None) -> int:
@@ -256,11 +292,11 @@ class ControllerManager:
         done = 0
         while limit is None or done < limit:
             with self._cond:
-                self._promote_due(time.monotonic())
-                if not self._queue:
+                now = time.monotonic()
+                self._promote_due(now)
+                key = self._pop(now)
+                if key is None:
                     return done
-                key = self._queue.popleft()
-                self._queued.discard(key)
                 self._busy = True
                 self._current, self._worker_ident = key, threading.get_ident()
             try:
@@ -307,13 +343,13 @@ class ControllerManager:
 
     def _quiescent(self) -> bool:
         with self._cond:
-            if self._queue or self._busy:
+            if self._queue or self._follow_since or self._busy:
                 return False
             return not any(transitional for _, _, transitional in self._due.values())
 
     def _pending(self) -> str:
         with self._cond:
             settling = sorted(k for k, (_, _, t) in self._due.items() if t)
-        queued = len(self._queue)
+        queued = len(self._queue) + len(self._follow_since)
         sample = ", ".join(f"{k[1]} {k[2]}/{k[3]}" for k in settling[:5])
         return f"{queued} queued, {len(settling)} settling ({sample})"

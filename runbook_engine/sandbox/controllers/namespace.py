@@ -24,5 +24,5 @@ class NamespaceController:
         if self.ctx.get((*SERVICE_ACCOUNT, name, "default")) is None:
             account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}}
             with contextlib.suppress(ConflictError):
-                self.ctx.store.create(account)
+                self.ctx.store.create(account, copy_result=False)
         return None

@@ -179,7 +179,7 @@ def write_status(store: Store, obj: Obj, status: dict[str, Any]) -> bool:
     if obj.get("status") == status:
         return False
     obj["status"] = status
-    store.update(obj, expect_rv=str(meta_of(obj).get("resourceVersion", "")) or None)
+    store.update(obj, expect_rv=str(meta_of(obj).get("resourceVersion", "")) or None, copy_result=False)
     return True
 
 

@@ -85,7 +85,8 @@ class AmbientEnroller:
         else:
             ann.pop(o.AMBIENT_REDIRECTION, None)
         try:
-            self.store.update(pod, expect_rv=str(pod["metadata"].get("resourceVersion") or "") or None)
+            self.store.update(pod, expect_rv=str(pod["metadata"].get("resourceVersion") or "") or None,
+                              copy_result=False)
         except (ConflictError, NotFoundError):
             self._dirty.set()  # the pod moved on; look again on the next round
             return 0
