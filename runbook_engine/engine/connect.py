@@ -36,9 +36,15 @@ def _sandbox(name: str, scenario: Path, state_dir: Path) -> Iterator[Cluster]:
     server = build_sandbox(state_dir / "sandbox" / name, scenario, port=0)
     server.start()
     try:
+        # A real cluster is found running: let the controllers bring every pod to its steady state
+        # (crash-looping ones included) before the run takes its baseline.
+        server.settle(timeout=SANDBOX_SETTLE_SECONDS)
         yield KubeCluster.from_kubeconfig(server.kubeconfig, None, name)
     finally:
         server.stop()
+
+
+SANDBOX_SETTLE_SECONDS = 120.0
 
 
 class Connector:

@@ -217,6 +217,13 @@ def _has_selected_task(tasks: Sequence[TaskSpec], tags: frozenset[str], options:
     return False
 
 
+def _phase_tags_selected(phase: PhaseSpec, options: RunOptions) -> bool:
+    """A phase runs if one of its tasks is selected by tags; a checks-only phase by its own tags."""
+    if not phase.tasks:
+        return tags_selected(frozenset(phase.tags), options.tags, options.skip_tags)
+    return _has_selected_task(phase.tasks, frozenset(phase.tags), options)
+
+
 def _batches(phase: PhaseSpec, templar: Templar) -> list[list[Any] | None]:
     if phase.batch_over is None:
         return [None]
@@ -225,12 +232,24 @@ def _batches(phase: PhaseSpec, templar: Templar) -> list[list[Any] | None]:
         raise UserInputError(f"`batch_over` of phase {phase.name!r} must be a list",
                              phase.locations.get("batch_over", phase.location), hint="give a list or a template of one")
     items = list(items)
-    size = len(items) or 1
-    if isinstance(phase.serial, int):
-        size = max(1, phase.serial)
-    elif isinstance(phase.serial, str) and phase.serial.endswith("%"):
-        size = max(1, math.ceil(len(items) * float(phase.serial[:-1]) / 100))
+    size = _batch_size(phase, templar, len(items))
     return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def _batch_size(phase: PhaseSpec, templar: Templar, count: int) -> int:
+    """``serial`` as a batch size: a number, a percentage of the items, or a template of either."""
+    where = phase.locations.get("serial", phase.location)
+    serial = templar.render(phase.serial, location=where)
+    if serial is None:
+        return count or 1
+    text = str(serial).strip()
+    try:
+        if text.endswith("%"):
+            return max(1, math.ceil(count * float(text[:-1]) / 100))
+        return max(1, int(text))
+    except ValueError:
+        raise UserInputError(f"`serial` of phase {phase.name!r} is {serial!r}", where,
+                             hint="give a number of items per batch or a percentage such as '25%'") from None
 
 
 # -- one run's state -------------------------------------------------------------------------------------
@@ -404,7 +423,7 @@ class Engine:
         phase, variables = ref.phase, self._variables(run, ref)
         if not Templar(variables).evaluate(phase.when, location=phase.locations.get("when", phase.location)):
             reason = "its `when` condition is false"
-        elif not _has_selected_task(phase.tasks, frozenset(phase.tags), run.options):
+        elif not _phase_tags_selected(phase, run.options):
             reason = "no task matches --tags/--skip-tags"
         else:
             return True
@@ -701,10 +720,11 @@ class Engine:
     def _layers(self, run: _Run, ref: PhaseRef) -> dict[Scope, list[Mapping[str, Any]]]:
         magic = {
             "inventory_hostname": run.spec.name, "cluster": run.spec.name,
-            "inventory_dir": str(run.inventory.path.parent if run.inventory.path.is_file() else run.inventory.path),
+            "inventory_dir": str((run.inventory.path.parent if run.inventory.path.is_file()
+                                  else run.inventory.path).resolve()),
             "group_names": list(run.spec.groups), "groups": {k: list(v) for k, v in run.inventory.groups.items()},
             "hostvars": {k: dict(v.vars) for k, v in run.inventory.clusters.items()},
-            "playbook_dir": str(run.playbook.path.parent), "run_id": run.id, "phase_name": ref.phase.name,
+            "playbook_dir": str(run.playbook.path.resolve().parent), "run_id": run.id, "phase_name": ref.phase.name,
             "check_mode": not run.options.attended,
         }
         return {Scope.INVENTORY: [run.spec.vars], Scope.PLAY: [ref.play.vars], Scope.PHASE: [ref.phase.vars],

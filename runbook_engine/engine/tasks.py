@@ -14,7 +14,7 @@ interrupted one from its journaled changes, so no change is applied twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from runbook_engine.engine.events import EventKind, TaskStatus
 from runbook_engine.engine.executor import ChangeExecutor
 from runbook_engine.engine.journal import ChangeOrigin, ChangeState, RunStore, TaskRecord
 from runbook_engine.errors import RunbookError, UserInputError
+from runbook_engine.kube.caching import CachingCluster
 from runbook_engine.kube.change import Change
 from runbook_engine.kube.cluster import Cluster
 from runbook_engine.spec.catalog import args_locations, validate_args
@@ -322,7 +323,9 @@ class TaskRunner:
     def _settle(self, action: Action[Any], args: Any, ctx: ActionContext, applied: list[Change]) -> Settled:
         if self.options.simulate or (self.options.check and not action.settle_in_check_mode):
             return Settled()
-        return action.settle(ctx, args, applied)
+        # Settling is waiting for the cluster to move: it must see fresh state, not this phase's cached lists.
+        fresh = replace(ctx, cluster=ctx.cluster.uncached) if isinstance(ctx.cluster, CachingCluster) else ctx
+        return action.settle(fresh, args, applied)
 
     # helpers ---------------------------------------------------------------------------------
     def _variables(self, task: TaskSpec, inherited: Inherited, local: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The sandbox's state on disk: ``<state>/state.json``, written atomically (temp file, then rename)
 shortly after changes settle and when the server stops, so a restart finds the cluster as it was.
 
-Saving is incremental in the costly part: stored objects never change in place, so the JSON of an
-object is kept from one save to the next and only objects written since are encoded again.
+Saving is incremental in the costly part: stored objects never change in place, so the store keeps
+the JSON of each (``Store.encoded``) and only objects written since the last save are encoded again.
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ class StateSaver:
         self._write_lock = threading.Lock()  # one save at a time
         self._saved_rv = -1
         self._cost = 0.0  # seconds the last save took
-        self._encoded: dict[int, tuple[Obj, bytes]] = {}  # id(stored object) -> (object, its JSON)
 
     def install(self) -> None:
         self.store.listeners.append(self._on_change)
@@ -89,14 +88,7 @@ class StateSaver:
     def _encode(self) -> tuple[int, bytes]:
         """The store's dump as JSON, re-encoding only the objects written since the last save."""
         rv, objects, logs = self.store.snapshot()
-        encoded: dict[int, tuple[Obj, bytes]] = {}
-        for obj in objects:
-            hit = self._encoded.get(id(obj))
-            if hit is None or hit[0] is not obj:
-                hit = (obj, json.dumps(obj, separators=_COMPACT).encode())
-            encoded[id(obj)] = hit  # holding the object keeps its id from being reused
-        self._encoded = encoded
-        body = b",".join(part for _, part in encoded.values())
+        body = b",".join(self.store.encoded(objects))
         tail = json.dumps(logs, separators=_COMPACT).encode()
         return rv, b'{"resourceVersion":%d,"objects":[%s],"logs":%s}' % (rv, body, tail)
 

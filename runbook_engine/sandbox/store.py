@@ -17,7 +17,8 @@ reads possible:
 Listeners and watch events get the committed object itself, one object shared by every listener and
 every watch, so they too must treat it as read-only (copy it before changing anything). Lists are
 answered from an index by (apiVersion, kind, namespace), dependents and uids from indexes kept on
-every write, so no request scans the whole store.
+every write, so no request scans the whole store; ``encoded`` keeps the JSON of each stored object
+until it is replaced, so list responses and state saves encode only what changed.
 
 The store also keeps what a real cluster keeps beside its objects: container logs (written by the
 pod runtime, read by ``pods/log``) and the kinds that stored CustomResourceDefinitions define
@@ -33,7 +34,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -196,6 +197,7 @@ class Store:
         self._history: deque[tuple[int, WatchEvent, Key]] = deque()  # bounded log for watch resume
         self._compacted_rv = 0  # events at or below this revision are no longer retained
         self._logs: dict[tuple[str, str], dict[str, str]] = {}  # (namespace, pod) -> container -> log text
+        self._json: dict[int, tuple[Obj, bytes]] = {}  # id(stored object) -> (it, its JSON)
 
     # -- reads: copies -------------------------------------------------------------------------
     @property
@@ -252,6 +254,27 @@ class Store:
             return [
                 obj for spaces in self._index.by_kind.values() for obj in spaces.get(namespace, {}).values()
             ] if namespace else []
+
+    def encoded(self, objects: Iterable[Obj]) -> builtins.list[bytes]:
+        """The compact JSON of each of ``objects`` (stored objects, as ``scan`` returns them).
+
+        Kept per stored object until it is replaced or deleted, so only objects written since the
+        last call are encoded again.
+        """
+        out: builtins.list[bytes] = []
+        fresh: builtins.list[tuple[Obj, bytes]] = []
+        for obj in objects:
+            hit = self._json.get(id(obj))
+            if hit is None or hit[0] is not obj:
+                hit = (obj, json.dumps(obj, separators=_COMPACT).encode())
+                fresh.append(hit)
+            out.append(hit[1])
+        if fresh:
+            with self.lock:  # keep only what is still stored (a write may have replaced it meanwhile)
+                for obj, data in fresh:
+                    if self._objects.get(self._key(obj)) is obj:
+                        self._json[id(obj)] = (obj, data)
+        return out
 
     # -- container logs ------------------------------------------------------------------------
     def set_pod_log(self, namespace: str, pod: str, container: str, text: str) -> None:
@@ -333,6 +356,7 @@ class Store:
             if old is None:
                 raise NotFoundError(f'{kind} "{name}" not found', status=404, reason="NotFound")
             self._index.drop(key, old)
+            self._json.pop(id(old), None)
             self._rv += 1
             last = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self._rv)}}
             if kind == "Pod":
@@ -416,6 +440,7 @@ class Store:
                         self.registry.register(info)
             self._objects = {}
             self._index = _Indexes()
+            self._json = {}
             for obj in objects:
                 key = self._key(obj)
                 self._index.put(key, obj, self._objects.get(key))
@@ -441,7 +466,10 @@ class Store:
         """Store ``obj`` (the store's own copy, never changed again) and tell watches and listeners."""
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
-        self._index.put(key, obj, self._objects.get(key))
+        old = self._objects.get(key)
+        if old is not None:
+            self._json.pop(id(old), None)
+        self._index.put(key, obj, old)
         self._objects[key] = obj
         if key[:2] == _CRD_KEY:
             for info in crd_kinds(obj):
@@ -503,6 +531,7 @@ def crd_kinds(crd: Obj) -> list[KindInfo]:
 
 
 _CRD_KEY = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+_COMPACT = (",", ":")
 _HISTORY = 20000
 
 

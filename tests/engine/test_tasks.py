@@ -172,3 +172,26 @@ def test_assert_conditions_load_and_decide_at_run_time(
     assert (_cm(cluster, "asserted") is not None) is (expected is RunStatus.COMPLETED)
     if expected is RunStatus.PAUSED:
         assert "need at least 2 replicas, have 1" in reason
+
+
+@pytest.mark.parametrize(("size", "batches"), [
+    ("2", ["batch-ns1-ns2", "batch-ns3-ns4", "batch-ns5"]),
+    ("40%", ["batch-ns1-ns2", "batch-ns3-ns4", "batch-ns5"]),
+    ("5", ["batch-ns1-ns2-ns3-ns4-ns5"]),
+])
+def test_templated_serial_sets_the_batch_size_and_a_checks_only_phase_runs(
+    engine: Engine, cluster: MemoryCluster, tmp_path: Path, size: str, batches: list[str]
+) -> None:
+    _, status, reason = _run(engine, _playbook(tmp_path, "serial_template.yml", size=size, last=batches[-1]))
+    made = sorted(o["metadata"]["name"] for o in cluster.list("v1", "ConfigMap", "sre")
+                  if o["metadata"]["name"].startswith("batch-"))
+    assert made == batches
+    # The checks-only phase ran: its check fails (the key is absent), so the run pauses there.
+    assert status is RunStatus.PAUSED and "the last batch was recorded" in reason
+
+
+def test_a_serial_that_is_not_a_size_is_invalid_input(engine: Engine, tmp_path: Path) -> None:
+    from runbook_engine.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="`serial` of phase 'enrol'"):
+        _run(engine, _playbook(tmp_path, "serial_template.yml", size="lots", last="x"))
