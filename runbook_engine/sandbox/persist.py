@@ -19,6 +19,7 @@ from runbook_engine.sandbox.store import Obj, Store
 
 STATE_FILE = "state.json"
 _COMPACT = (",", ":")
+_BUDGET = 10  # seconds between saves per second a save takes
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -95,8 +96,9 @@ class StateSaver:
     def _on_change(self, event: str, obj: Obj) -> None:
         with self._lock:
             if self._timer is None:
-                # A large store takes a while to save: keep saving to at most a fifth of the time.
-                self._timer = threading.Timer(max(self.delay, 4 * self._cost), self._save_later)
+                # A large store takes a while to save: while it keeps changing (a platform starting),
+                # spend at most a tenth of the time saving it.
+                self._timer = threading.Timer(max(self.delay, _BUDGET * self._cost), self._save_later)
                 self._timer.daemon = True
                 self._timer.start()
 

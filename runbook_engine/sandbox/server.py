@@ -165,7 +165,7 @@ class SandboxServer:
         self.store = store or Store()
         self.faults = FaultSet()
         self._crash_loops = CrashLoopFaults()
-        self.fault_board = FaultBoard([ApiFaults(self.faults), self._crash_loops])
+        self.fault_board = FaultBoard([ApiFaults(self.faults), *([self._crash_loops] if controllers else [])])
         self.kubeconfig = self.state_dir / "kubeconfig"
         self.url = ""
         self.token = ""

@@ -14,9 +14,6 @@ pytestmark = pytest.mark.slow
 SCENARIO = REPO / "inventory" / "demo" / "scenario.yaml"
 
 
-@pytest.mark.xfail(strict=True, reason="sandbox: a probe pod in an ambient namespace runs its curl before istio-cni's "
-                   "enrolment marks it, so it calls without a mesh identity and every ALLOW-by-principal rule "
-                   "resets it (the physics' own evaluation of the same objects says ok)")
 def test_ambient_rollout_with_default_deny(tmp_path: Path) -> None:
     platform = Platform(REPO / "inventory" / "demo-ambient", tmp_path / "state", SCENARIO)
     platform.settle()

@@ -4,9 +4,11 @@ Controllers ask "which pods does this ReplicaSet own", "which services are in th
 "which nodes exist" thousands of times while a large platform settles; answering from the store
 would mean a full scan (and a deep copy per object) each time. Like a real controller's informer
 cache, the index is updated from the store's listener (which runs under the store lock, in commit
-order, handing each listener its own copy) and rebuilt from a snapshot when the manager (re)starts.
-Reads hand out copy-on-write views (``cow_copy``): the top levels are fresh dicts, deeper structures
-are shared and must be copied before they are changed.
+order) and rebuilt from a snapshot when the manager (re)starts. It holds the store's own objects,
+which are read-only and shared with the store, its watches and other listeners; reads hand out
+copy-on-write views (``cow_copy``): the top levels are fresh dicts, deeper structures are shared and
+must be replaced, never changed in place. Pods are indexed by label too, and the Services selecting
+a set of labels are remembered until a Service changes.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ namespace is refused with a 500, as the real API server reports a failed webhook
 ``failurePolicy`` is ``Ignore`` (then the pod comes up without a proxy); held certificates stop
 renewing (``MeshPhysics.evaluate`` fails mTLS to a workload whose held certificate expired) and
 new proxies never become ready. Runtime changes to mesh faults go through ``MeshPhysics.faults``
-(``add``/``clear``).
+(``add``/``remove``/``clear``); a server built by ``build_sandbox`` registers
+``faults.MeshFaultHandler`` so that ``/sandbox/admin/faults`` switches them, listed with ids.
 """
 
 from __future__ import annotations

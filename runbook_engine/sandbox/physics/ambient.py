@@ -3,8 +3,19 @@
 A pod is enrolled (annotation ``ambient.istio.io/redirection: enabled``) when its namespace or the
 pod itself carries ``istio.io/dataplane-mode=ambient``, the pod does not opt out with the pod label
 ``istio.io/dataplane-mode=none``, it has no sidecar, and a ztunnel runs on its node
-(https://istio.io/latest/docs/ambient/usage/add-workloads/). Unlike sidecar injection this is live:
-labelling a namespace enrols its running pods without a restart, removing the label un-enrols them.
+(https://istio.io/latest/docs/ambient/usage/add-workloads/).
+
+Enrolment happens at two moments, as in https://istio.io/latest/docs/ambient/architecture/traffic-redirection/:
+
+- A new pod is enrolled *before its containers start*: istio-cni's chained CNI plugin runs when the
+  container runtime sets up the pod's network and hands the pod to the node agent, which installs
+  the redirection first. Here that is ``admit`` (a ``Store.admission`` hook, for a pod created
+  with its node already known) and ``enrol_at_start`` (called by the pod runtime before it runs a
+  container of a pod that has not started, once the scheduler has picked the node).
+- A pod already running is enrolled live, without a restart, when its namespace (or the pod) is
+  labelled later: the node agent also watches the API server. That is ``AmbientEnroller``'s
+  background reconcile, which also un-enrols pods whose label is removed.
+
 A pod enrolled while ztunnel ran keeps its redirection when ztunnel disappears — and loses traffic.
 """
 
@@ -36,11 +47,53 @@ def should_enrol(pod: o.Obj, namespace: o.Obj | None, cp: ControlPlane) -> bool 
     return True
 
 
+def is_enrolled(pod: o.Obj) -> bool:
+    return o.annotations_of(pod).get(o.AMBIENT_REDIRECTION) == "enabled"
+
+
+def set_redirection(pod: o.Obj, enrol: bool) -> None:
+    """Add or remove the redirection annotation on ``pod`` itself."""
+    ann = pod.setdefault("metadata", {}).setdefault("annotations", {})
+    if enrol:
+        ann[o.AMBIENT_REDIRECTION] = "enabled"
+    else:
+        ann.pop(o.AMBIENT_REDIRECTION, None)
+
+
+def enrol_new_pod(store: Store, pod: o.Obj, cp: ControlPlane) -> bool:
+    """Enrol a pod that is about to start (in place) when the rules say so; says whether it did.
+
+    A pod whose node is not known yet, or whose node runs no ztunnel, is left as it is: the
+    background enroller takes it up once a ztunnel runs there.
+    """
+    if is_enrolled(pod):
+        return False
+    namespace = store.peek("v1", "Namespace", "", o.namespace_of(pod))
+    if should_enrol(pod, namespace, cp) is not True:
+        return False
+    set_redirection(pod, True)
+    return True
+
+
+def enrol_at_start(store: Store, pod: o.Obj, cp: ControlPlane) -> bool:
+    """The CNI ADD: enrol a scheduled pod whose containers have not started yet (in place).
+
+    Called by the pod runtime before it runs a container. A pod that has started (its status has a
+    ``startTime``) is left to the background enroller, as the real plugin only runs at sandbox
+    creation. The caller's copy of the pod carries the annotation into the status write that
+    records the containers starting, so no observer sees a started container of an unenrolled pod.
+    """
+    if (pod.get("status") or {}).get("startTime"):
+        return False
+    return enrol_new_pod(store, pod, cp)
+
+
 class AmbientEnroller:
     """Keeps the redirection annotation of every pod in line with the rules above.
 
-    ``on_event`` is a ``Store`` listener that only marks work; ``reconcile`` does it, either from
-    the background thread (``start``/``stop``) or synchronously.
+    ``admit`` enrols pods created onto a known node. ``on_event`` is a ``Store`` listener that only
+    marks work; ``reconcile`` does it for pods already stored (enrolled live, or un-enrolled), either
+    from the background thread (``start``/``stop``) or synchronously.
     """
 
     def __init__(self, store: Store, control_plane: ControlPlane) -> None:
@@ -49,6 +102,14 @@ class AmbientEnroller:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def admit(self, store: Store, obj: o.Obj) -> None:
+        """``Store.admission`` hook: a pod created onto a known node is enrolled as it is created.
+
+        Registered after the sidecar injectors, so a pod that just got a sidecar stays out.
+        """
+        if obj.get("apiVersion") == "v1" and obj.get("kind") == "Pod" and o.node_of(obj):
+            enrol_new_pod(store, obj, self.cp)
 
     def on_event(self, event: str, obj: o.Obj) -> None:
         """Mark work only for events that can change an enrolment (cheap: runs on every store write)."""
@@ -71,19 +132,14 @@ class AmbientEnroller:
         changed = 0
         for pod in self.store.scan("v1", "Pod"):  # read-only: ``_set`` writes a copy
             decision = should_enrol(pod, namespaces.get(o.namespace_of(pod)), self.cp)
-            enrolled = o.annotations_of(pod).get(o.AMBIENT_REDIRECTION) == "enabled"
-            if decision is None or decision == enrolled:
+            if decision is None or decision == is_enrolled(pod):
                 continue
             changed += self._set(pod, decision)
         return changed
 
     def _set(self, stored: o.Obj, enrol: bool) -> int:
         pod = json_copy(stored)
-        ann = pod.setdefault("metadata", {}).setdefault("annotations", {})
-        if enrol:
-            ann[o.AMBIENT_REDIRECTION] = "enabled"
-        else:
-            ann.pop(o.AMBIENT_REDIRECTION, None)
+        set_redirection(pod, enrol)
         try:
             self.store.update(pod, expect_rv=str(pod["metadata"].get("resourceVersion") or "") or None,
                               copy_result=False)

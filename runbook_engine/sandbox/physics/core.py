@@ -41,9 +41,14 @@ class MeshPhysics:
         self.metrics = TrafficMetrics(self.control_plane, flows, request_rate, identities=self.identities)
 
     def install(self) -> None:
-        """Register the injection webhook and the ambient enroller's listener with the store."""
+        """Register the injection webhook, then ambient enrolment at creation, and the enroller's listener.
+
+        The order matters: a pod the injector gave a sidecar is not enrolled in ambient.
+        """
         if self.webhook not in self.store.admission:
             self.store.admission.append(self.webhook)
+        if self.enroller.admit not in self.store.admission:
+            self.store.admission.append(self.enroller.admit)
         if self.enroller.on_event not in self.store.listeners:
             self.store.listeners.append(self.enroller.on_event)
 

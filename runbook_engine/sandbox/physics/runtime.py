@@ -1,5 +1,9 @@
 """The mesh-aware ``PodRuntime``: what each container of a pod does, given the mesh around it.
 
+- Before the first container of a pod that has not started runs, an ambient-eligible pod is
+  enrolled (``ambient.enrol_at_start``): istio-cni sets up the redirection when the pod's network is
+  created, before any container starts, so even the first call of a short-lived probe pod goes
+  through ztunnel with the pod's identity.
 - ``istio-init`` / ``linkerd-init`` complete; a native sidecar (init container with
   ``restartPolicy: Always``) keeps running and is ready once it holds a certificate.
 - An application init container that needs the network (pod annotation
@@ -20,6 +24,7 @@ from collections.abc import Callable
 
 from runbook_engine.kube.flow import Outcome, Protocol
 from runbook_engine.sandbox.physics import objects as o
+from runbook_engine.sandbox.physics.ambient import enrol_at_start
 from runbook_engine.sandbox.physics.connection import ConnectionPhysics
 from runbook_engine.sandbox.physics.control_plane import ControlPlane
 from runbook_engine.sandbox.physics.probes import ProbeRunner, parse_probe
@@ -47,6 +52,7 @@ class MeshRuntime:
         self._view = view or (lambda: MeshView.take(self.cp))
 
     def run_init_container(self, store: Store, pod: o.Obj, container: o.Obj) -> ContainerOutcome:
+        enrol_at_start(store, pod, self.cp)
         name = str(container.get("name", ""))
         if name in PROXIES and o.is_native_sidecar(container):
             return ContainerOutcome(ContainerState.RUNNING, ready=self._proxy_ready(pod, name))
@@ -63,6 +69,7 @@ class MeshRuntime:
         return ContainerOutcome(ContainerState.COMPLETED, reason="Completed")
 
     def run_container(self, store: Store, pod: o.Obj, container: o.Obj) -> ContainerOutcome:
+        enrol_at_start(store, pod, self.cp)
         name = str(container.get("name", ""))
         if name in PROXIES:
             return ContainerOutcome(ContainerState.RUNNING, ready=self._proxy_ready(pod, name))
