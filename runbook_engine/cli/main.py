@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -30,12 +29,14 @@ from runbook_engine.engine.journal import RunRecord, RunStatus, RunStore
 from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.runner import Engine, RunOptions, RunResult, target_clusters
 from runbook_engine.engine.team_store import Replicator, StoreMode, bring_home, check_store_settings, cluster_runs
-from runbook_engine.errors import RunbookError, RunStateError, UserInputError, UserInputErrors
+from runbook_engine.errors import Location, RunbookError, RunStateError, UserInputError, UserInputErrors
 from runbook_engine.kube.redact import redact_text
+from runbook_engine.spec.filters import plain
 from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.loader import load_playbook
 from runbook_engine.spec.model import InventorySpec, PlaybookSpec
 from runbook_engine.spec.static_check import check_playbook
+from runbook_engine.spec.yamlpos import load_yaml_file, load_yaml_text
 
 EXIT_OK, EXIT_FAILED, EXIT_PAUSED, EXIT_ROLLED_BACK, EXIT_INVALID = 0, 1, 2, 3, 4
 EXIT_CODES_HELP = (
@@ -62,24 +63,23 @@ def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
 
 
 def _extra_vars_one(value: str) -> dict[str, Any]:
-    text, where = value, "-e"
+    """One ``-e`` value: ``@file.yml``, an inline YAML mapping, or ``key=value`` pairs."""
     if value.startswith("@"):
         path = Path(value[1:])
-        if not path.is_file():
-            raise UserInputError(f"extra vars file not found: {path}", hint="use -e @path/to/vars.yml")
-        text, where = path.read_text(), str(path)
-    if value.startswith("@") or value.lstrip().startswith("{"):
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise UserInputError(f"extra vars in {where} are not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise UserInputError(f"extra vars in {where} must be a mapping", hint="write key: value lines")
-        return loaded
+        loaded = load_yaml_file(path, what="extra vars file")
+        return _extra_vars_mapping(loaded, Location(str(path), 1, 1))
+    if value.lstrip().startswith("{"):
+        return _extra_vars_mapping(load_yaml_text(value, "-e"), Location("-e"))
     pairs = [p.partition("=") for p in value.split()]
     if any(not sep or not key for key, sep, _ in pairs):
         raise UserInputError(f"invalid extra vars {value!r}", hint="use -e key=value, -e @file.yml or -e '{k: v}'")
     return {key: val for key, _, val in pairs}
+
+
+def _extra_vars_mapping(loaded: Any, where: Location) -> dict[str, Any]:
+    if not isinstance(loaded, dict):
+        raise UserInputError("extra vars must be a mapping", where, hint="write key: value lines")
+    return plain(loaded)  # type: ignore[no-any-return]
 
 
 def _split(values: Sequence[str]) -> frozenset[str]:

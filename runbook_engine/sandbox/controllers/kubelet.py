@@ -84,6 +84,8 @@ class Kubelet:
         self.ctx = ctx
         self._states: dict[Key, _PodState] = {}
         self._rr = 0
+        self._nodes_seen: list[NodeInfo] | None = None
+        self._by_selector: dict[frozenset[tuple[str, str]], list[NodeInfo]] = {}
 
     def reconcile(self, key: Key) -> Wake | None:
         pod = self.ctx.get(key)
@@ -167,15 +169,23 @@ class Kubelet:
 
     def _pick_node(self, pod: Obj) -> NodeInfo | None:
         selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-        nodes = [
-            n
-            for n in self.ctx.nodes()
-            if n.ready and n.schedulable and all(n.labels.get(k) == str(v) for k, v in selector.items())
-        ]
+        nodes = self._eligible(frozenset((str(k), str(v)) for k, v in selector.items()))
         if not nodes:
             return None
         self._rr += 1
         return nodes[self._rr % len(nodes)]
+
+    def _eligible(self, selector: frozenset[tuple[str, str]]) -> list[NodeInfo]:
+        """Ready, schedulable nodes matching a node selector; remembered until a Node changes."""
+        current = self.ctx.nodes()
+        if current is not self._nodes_seen:
+            self._nodes_seen, self._by_selector = current, {}
+        found = self._by_selector.get(selector)
+        if found is None:
+            found = self._by_selector[selector] = [
+                n for n in current if n.ready and n.schedulable and all(n.labels.get(k) == v for k, v in selector)
+            ]
+        return found
 
     # -- the sync loop -----------------------------------------------------------------------
     def _sync(self, pod: Obj, st: _PodState, now: float) -> Wake | None:

@@ -61,7 +61,7 @@ from runbook_engine.sandbox.store import Key, Obj, Store
 log = logging.getLogger(__name__)
 
 _BATCH = 500  # keys per pass before timers are looked at again
-_FOLLOW_UP_DELAY = 5.0  # seconds a follow-up key waits at most while direct work is pending
+_FOLLOW_UP_DELAY = 1.0  # seconds a follow-up key waits at most while direct work is pending
 
 
 class Controller(Protocol):
