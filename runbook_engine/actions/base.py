@@ -73,6 +73,9 @@ class Action(ABC, Generic[A]):
     #: Arguments holding bare Jinja2 conditions (like ``when``): the engine evaluates each entry to a
     #: boolean with its Templar instead of rendering it as a template (``assert``'s ``that``).
     condition_args: ClassVar[tuple[str, ...]] = ()
+    #: Arguments naming a Jinja2 template file (relative to the task's ``templates/``, then its role or
+    #: playbook directory), so a playbook check can parse the file before anything runs.
+    template_args: ClassVar[tuple[str, ...]] = ()
     #: Whether the engine calls ``settle`` in check mode too (``settle`` then must not change anything,
     #: e.g. an Ansible run with ``--check``); by default check mode stops after ``plan``.
     settle_in_check_mode: ClassVar[bool] = False

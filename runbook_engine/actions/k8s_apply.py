@@ -139,6 +139,7 @@ def summary(changes: list[Change], unchanged: list[ObjectRef]) -> str:
 class K8sApply(Action[K8sApplyArgs]):
     name = "k8s_apply"
     Args = K8sApplyArgs
+    template_args = ("template",)
 
     def plan(self, ctx: ActionContext, args: K8sApplyArgs) -> Planned:
         changes: list[Change] = []

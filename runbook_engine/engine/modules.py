@@ -29,4 +29,5 @@ def catalog() -> ModuleCatalog:
         actions={name: cls.Args for name, cls in ACTIONS.items()},
         checks={name: cls.Args for name, cls in CHECKS.items()},
         conditions={name: cls.condition_args for name, cls in ACTIONS.items() if cls.condition_args},
+        template_args={name: cls.template_args for name, cls in ACTIONS.items() if cls.template_args},
     )

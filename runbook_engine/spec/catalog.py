@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from runbook_engine.errors import Location, UserInputError, UserInputErrors
 from runbook_engine.spec.hints import did_you_mean, one_of
+from runbook_engine.spec.yamlpos import key_path
 
 
 class ModuleKind(StrEnum):
@@ -31,6 +32,9 @@ class ModuleCatalog:
     checks: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     #: action name → arguments whose entries are bare conditions (``assert``'s ``that``), evaluated at run time
     conditions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: action name → arguments naming a Jinja2 template file (``k8s_apply``'s ``template``), which
+    #: resolves from the task's ``templates/`` directory, then its role or playbook directory
+    template_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def names(self, kind: ModuleKind) -> Mapping[str, type[BaseModel]]:
         return self.actions if kind is ModuleKind.ACTION else self.checks
@@ -52,9 +56,15 @@ def _dotted(path: tuple[int | str, ...]) -> str:
 
 
 def _error_location(
-    path: tuple[int | str, ...], location: Location | None, locations: Mapping[str, Location]
+    path: tuple[int | str, ...], location: Location | None, locations: Mapping[str, Location], *, key: bool = False
 ) -> Location | None:
-    """The most specific known location for an argument path (falling back to its parents)."""
+    """The most specific known location for an argument path (falling back to its parents).
+
+    With ``key`` (an argument that should not be there) the location of the key itself, where the
+    misspelling is, rather than of its value, which may start lines below.
+    """
+    if key and path and (found := locations.get(key_path(_dotted(path)))) is not None:
+        return found
     for end in range(len(path), 0, -1):
         found = locations.get(_dotted(path[:end]))
         if found is not None:
@@ -88,9 +98,10 @@ def pydantic_errors(
     for error in errors:
         path = tuple(error["loc"])
         message, hint = _message(error, module)
-        if error["type"] == "extra_forbidden" and path:
+        unknown = error["type"] == "extra_forbidden"
+        if unknown and path:
             hint = did_you_mean(str(path[-1]), known_args, fallback=f"valid arguments: {', '.join(known_args)}")
-        out.append(UserInputError(message, _error_location(path, location, found), hint=hint))
+        out.append(UserInputError(message, _error_location(path, location, found, key=unknown), hint=hint))
     return out
 
 
@@ -106,7 +117,7 @@ def validate_args(
 
     ``locations`` maps dotted argument paths (``"spec.replicas"``) to where they were written, as
     recorded by the loader in ``TaskSpec.locations`` under ``"args.<path>"`` (pass
-    ``args_locations(task.locations)``).
+    ``args_locations(task.locations)``); ``key_path`` entries locate the argument names themselves.
     """
     try:
         return model.model_validate(dict(rendered_args))

@@ -15,7 +15,7 @@ from runbook_engine.errors import Location, UserInputError
 from runbook_engine.spec.filters import plain_mapping
 from runbook_engine.spec.hints import did_you_mean, one_of
 from runbook_engine.spec.model import Condition
-from runbook_engine.spec.yamlpos import LocatedDict, LocatedList
+from runbook_engine.spec.yamlpos import LocatedDict, LocatedList, key_path
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -165,11 +165,15 @@ def get_str_list(m: LocatedDict, key: str) -> tuple[str, ...]:
 
 
 def record(value: Any, path: str, out: dict[str, Location]) -> None:
-    """Record the location of everything inside ``value`` under dotted paths below ``path``."""
+    """Record the location of everything inside ``value`` under dotted paths below ``path``.
+
+    A mapping's values are recorded under ``<path>.<key>``, its keys under ``key_path(<path>.<key>)``.
+    """
     if isinstance(value, LocatedDict):
         for key, item in value.items():
             sub = f"{path}.{key}"
             out[sub] = value.value_loc(key)
+            out[key_path(sub)] = value.key_loc(key)
             record(item, sub, out)
     elif isinstance(value, LocatedList):
         for index, item in enumerate(value):
@@ -181,7 +185,10 @@ def record(value: Any, path: str, out: dict[str, Location]) -> None:
 def locations_of(
     m: LocatedDict, *, skip: Iterable[str] = (), rename: dict[str, str] | None = None
 ) -> dict[str, Location]:
-    """Locations of ``m``'s values (recursively), keyed by keyword; ``rename`` maps e.g. a module key to "args"."""
+    """Locations of ``m``'s values (recursively), keyed by keyword, and of its keys (``key_path(keyword)``).
+
+    ``rename`` maps e.g. a module key to "args".
+    """
     out: dict[str, Location] = {}
     skipped = set(skip)
     for key, value in m.items():
@@ -189,5 +196,6 @@ def locations_of(
             continue
         name = (rename or {}).get(key, str(key))
         out[name] = m.value_loc(key)
+        out[key_path(name)] = m.key_loc(key)
         record(value, name, out)
     return out

@@ -25,14 +25,24 @@ from runbook_engine.spec.hints import did_you_mean, unique_errors
 from runbook_engine.spec.hosts import select_clusters
 from runbook_engine.spec.loader import iter_tasks
 from runbook_engine.spec.model import CheckSpec, InventorySpec, PhaseSpec, PlaybookSpec, PlaySpec, TaskSpec
+from runbook_engine.spec.static_args import (
+    TaskScope,
+    TemplateFile,
+    check_static_args,
+    load_template_file,
+    static_values,
+    template_file_name,
+)
 from runbook_engine.spec.templating import (
     ENV,
     TEMPLATE_ERRORS,
     compile_expression,
     compile_template,
     has_template,
+    name_position,
     single_expression,
     template_error,
+    within,
 )
 from runbook_engine.spec.vars import BATCH_VAR, MAGIC_VARS, RESCUE_VARS
 
@@ -94,6 +104,20 @@ class _Where:
         return _nearest(self.locations, path, self.fallback)
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """A task's place for the static argument check, and the names only known at run time there."""
+
+    task: TaskScope
+    runtime: frozenset[str] = frozenset()
+
+    def inside(self, block: TaskSpec) -> _Scope:
+        return _Scope(self.task.inside(block), self.runtime)
+
+    def with_runtime(self, names: Iterable[str]) -> _Scope:
+        return _Scope(self.task, self.runtime | frozenset(names))
+
+
 @dataclass
 class _PlayCheck:
     """Checks one play against the clusters it runs on."""
@@ -102,10 +126,12 @@ class _PlayCheck:
     play: PlaySpec
     inventory: InventorySpec
     clusters: tuple[str, ...]
-    extra: frozenset[str]
+    extra_vars: Mapping[str, Any]
+    catalog: ModuleCatalog
     errors: list[UserInputError] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.extra = frozenset(self.extra_vars)
         cluster_vars = [set(self.inventory.clusters[c].vars) for c in self.clusters]
         self.inventory_common = set.intersection(*cluster_vars) if cluster_vars else set()
         self.inventory_some = set.union(*cluster_vars) if cluster_vars else set()
@@ -153,18 +179,21 @@ class _PlayCheck:
         for name in sorted(missing):
             self.errors.append(self._undefined_error(name, source, location, names))
 
-    def _undefined_error(self, name: str, source: str, location: Location | None, names: set[str]) -> UserInputError:
+    def _undefined_error(
+        self, name: str, source: str, location: Location | None, names: set[str], *, label: str = ""
+    ) -> UserInputError:
+        shown = label or f"template {source!r}"
         if name in self.inventory_some:
             lacking = [c for c in self.clusters if name not in self.inventory.clusters[c].vars]
             return UserInputError(
-                f"variable {name!r} in template {source!r} is not defined for cluster(s) {', '.join(lacking)}",
+                f"variable {name!r} in {shown} is not defined for cluster(s) {', '.join(lacking)}",
                 location,
                 hint=f"define {name} in group_vars/all or for each cluster, or use '| default(...)'",
             )
         close = did_you_mean(name, [n for n in names if n not in ENV.globals], fallback="")
         near = f"{close} " if close else ""
         return UserInputError(
-            f"undefined variable {name!r} in template {source!r}",
+            f"undefined variable {name!r} in {shown}",
             location,
             hint=f"{near}define {name} in vars, the inventory or with -e {name}=..., or use '| default(...)'",
         )
@@ -200,13 +229,15 @@ class _PlayCheck:
 
     def phase(self, phase: PhaseSpec, facts: set[str]) -> set[str]:
         where = _Where(phase.locations, phase.location)
-        names = set(self.base) | facts | set(phase.vars) | ({BATCH_VAR} if phase.serial is not None else set())
+        batch = {BATCH_VAR} if phase.serial is not None else set()
+        names = set(self.base) | facts | set(phase.vars) | batch
         self.var_values(phase.vars, "vars", where)
         self.conditions(phase, ("when",), where, names - {BATCH_VAR})
         for key in ("batch_over", "serial", "pause_before", "pause_after"):
             self.values(getattr(phase, key), key, where, names - {BATCH_VAR})
         self.checks(phase.checkpoint.preflight, names)
-        facts = self.tasks(phase.tasks, names, set(facts))
+        scope = _Scope(TaskScope(self.playbook, self.play, self.inventory, phase), frozenset(batch))
+        facts = self.tasks(phase.tasks, names, set(facts), scope)
         self.checks(phase.checkpoint.checks, names | facts)
         return facts
 
@@ -216,29 +247,67 @@ class _PlayCheck:
             self.conditions(check, ("when",), where, names)
             self.values(check.args, "args", where, names)
 
-    def tasks(self, tasks: Iterable[TaskSpec], names: set[str], facts: set[str]) -> set[str]:
+    def tasks(self, tasks: Iterable[TaskSpec], names: set[str], facts: set[str], scope: _Scope) -> set[str]:
         for task in tasks:
-            facts = self.task(task, names, facts)
+            facts = self.task(task, names, facts, scope)
         return facts
 
-    def task(self, task: TaskSpec, outer: set[str], facts: set[str]) -> set[str]:
+    def task(self, task: TaskSpec, outer: set[str], facts: set[str], scope: _Scope) -> set[str]:
         where = _Where(task.locations, task.location)
         names = outer | facts | set(task.vars) | set(task.role_params) | self._role_names(task)
         self.var_values(task.vars, "vars", where)
         if task.is_block:
             self.conditions(task, ("when",), where, names)
-            facts = self.tasks(task.block, names, facts)
-            facts = self.tasks(task.rescue, names | RESCUE_VARS, facts)
-            return self.tasks(task.always, names, facts)
+            inner = scope.inside(task)
+            facts = self.tasks(task.block, names, facts, inner)
+            facts = self.tasks(task.rescue, names | RESCUE_VARS, facts, inner.with_runtime(RESCUE_VARS))
+            return self.tasks(task.always, names, facts, inner)
         self.values(task.loop, "loop", where, names)
         looped = names | ({task.loop_var} if task.loop is not None else set())
         self.conditions(task, ("when",), where, looped)
         self.values(task.args, "args", where, looped)
+        runtime = scope.runtime | facts | ({task.loop_var} if task.loop is not None else set())
+        self.static_args(task, scope.task, runtime)
+        self.template_files(task, scope.task, runtime, looped)
         if isinstance(task.ignore_errors, str):
             self.template(task.ignore_errors, where.at("ignore_errors"), looped, condition=True)
         registered = looped | ({task.register_var} if task.register_var else set())
         self.conditions(task, ("until", "changed_when", "failed_when"), where, registered)
         return facts | _produces(task)
+
+    # -- arguments rendered with the values known before the run ------------------------------
+
+    def static_args(self, task: TaskSpec, scope: TaskScope, runtime: set[str] | frozenset[str]) -> None:
+        """Validate templated arguments whose variables all have values before the run (per cluster)."""
+        model = self.catalog.actions.get(task.module or "")
+        if model is None:
+            return
+        for cluster in self.clusters:
+            values = static_values(scope, cluster, task, self.extra_vars, runtime)
+            self.errors.extend(check_static_args(task, model, self.catalog, values))
+
+    def template_files(
+        self, task: TaskSpec, scope: TaskScope, runtime: set[str] | frozenset[str], names: set[str]
+    ) -> None:
+        """Parse the template files the task's arguments name; report syntax errors and undefined names."""
+        base_dir = task.base_dir or self.playbook.path.parent
+        for arg in self.catalog.template_args.get(task.module or "", ()):
+            found = {
+                template_file_name(task, arg, static_values(scope, c, task, self.extra_vars, runtime))
+                for c in self.clusters
+            }
+            for name in sorted(n for n in found if n is not None):
+                template, error = load_template_file(task, arg, name, base_dir)
+                self.errors.extend([error] if error is not None else [])
+                if template is not None:
+                    self._file_names(template, names)
+
+    def _file_names(self, template: TemplateFile, names: set[str]) -> None:
+        ast = ENV.parse(template.source)
+        label = f"template {template.path.name}"
+        for name in sorted(meta.find_undeclared_variables(ast) - names - _guarded(ast)):
+            where = within(template.start, template.source, name_position(template.source, name))
+            self.errors.append(self._undefined_error(name, template.source, where, names, label=label))
 
 
 def _produces(task: TaskSpec) -> set[str]:
@@ -300,7 +369,6 @@ def check_playbook(
 ) -> list[UserInputError]:
     """Every mistake detectable before a run, in playbook order (empty when the playbook is sound)."""
     errors: list[UserInputError] = _unknown_modules(playbook, catalog)
-    extra = frozenset(extra_vars or {})
     for play in playbook.plays:
         try:
             clusters = select_clusters(
@@ -309,7 +377,7 @@ def check_playbook(
         except UserInputError as exc:
             errors.append(exc)
             continue
-        errors.extend(_PlayCheck(playbook, play, inventory, clusters, extra).run())
+        errors.extend(_PlayCheck(playbook, play, inventory, clusters, dict(extra_vars or {}), catalog).run())
     errors.extend(check_tags(playbook, tags, "--tags"))
     errors.extend(check_tags(playbook, skip_tags, "--skip-tags"))
     return unique_errors(errors)

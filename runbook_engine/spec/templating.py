@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -178,8 +179,19 @@ class Templar:
         return self._render(value, (), location, locations or {})
 
     def render_text(self, source: str, *, location: Location | None = None) -> str:
-        """Render a whole template (e.g. a ``templates/*.j2`` file) to text, never to a native value."""
-        return str(self._run(lambda: self._render_string(source), source, location))
+        """Render a whole template (e.g. a ``templates/*.j2`` file) to text, never to a native value.
+
+        ``location`` is where the text starts (``file:1:1`` for a file): an error points at the line
+        and column inside the text, and names the text rather than quoting all of it.
+        """
+        try:
+            return self._render_string(source)
+        except UserInputError:
+            raise
+        except _VariableError as exc:
+            raise UserInputError(exc.error.message, location, hint=exc.error.hint) from None
+        except TEMPLATE_ERRORS as exc:
+            raise text_error(exc, source, location, names=self._raw.keys()) from None
 
     def evaluate(self, condition: Any, *, location: Location | None = None) -> bool:
         """Evaluate a ``when``-style condition: ``None`` is true, a list means all, results must be bool."""
@@ -291,6 +303,80 @@ def template_error(
         f"template {source!r} failed: {type(exc).__name__}: {text}{where}", location,
         hint="check the filter arguments and the types of the values used",
     )  # fmt: skip
+
+
+def text_error(exc: BaseException, source: str, start: Location | None, *, names: Any = ()) -> UserInputError:
+    """A ``UserInputError`` for a Jinja failure in a whole text template (a ``templates/*.j2`` file).
+
+    ``start`` is where the text begins; the error points at the failing line (and, for an undefined
+    variable, the column of its first use) and names the text's file instead of quoting it.
+    """
+    text = str(getattr(exc, "message", None) or exc)
+    match = _UNDEFINED_NAME.search(text) if isinstance(exc, UndefinedError) else None
+    label = f"template {Path(start.file).name}" if start is not None else "template text"
+    if match is not None:
+        name = match.group(1)
+        close = similar(name, [str(n) for n in names])
+        near = f"similar names in scope: {', '.join(close)}; " if close else ""
+        return UserInputError(
+            f"undefined variable {name!r} in {label}", within(start, source, name_position(source, name)),
+            hint=f"{near}define {name} in vars, the inventory or with -e {name}=..., or use '| default(...)'",
+        )  # fmt: skip
+    lineno = _failing_line(exc, source)
+    where = within(start, source, (lineno, 1) if lineno is not None else None)
+    if isinstance(exc, TemplateSyntaxError | SecurityError | UndefinedError):
+        return UserInputError(f"{label}: {text}", where, hint=template_error(exc, "", None).hint)
+    return UserInputError(
+        f"{label} failed: {type(exc).__name__}: {text}", where,
+        hint="check the filter arguments and the types of the values used",
+    )  # fmt: skip
+
+
+def within(start: Location | None, source: str, position: tuple[int, int] | None) -> Location | None:
+    """The location of 1-based ``(line, column)`` inside ``source``, which begins at ``start``."""
+    if start is None or position is None or start.line <= 0:
+        return start
+    line, column = position
+    line = min(line, max(1, source.count("\n") + 1))
+    if line == 1:
+        return Location(start.file, start.line, (start.column or 1) + column - 1)
+    return Location(start.file, start.line + line - 1, column)
+
+
+def _inside_tag(before: str) -> bool:
+    opened = before.count("{{") + before.count("{%")
+    return opened > before.count("}}") + before.count("%}")
+
+
+def name_position(source: str, name: str, lineno: int | None = None) -> tuple[int, int] | None:
+    """1-based ``(line, column)`` of the ``{{ }}``/``{% %}`` tag that first uses variable ``name`` in
+    ``source`` (on line ``lineno`` only, if given), or ``None`` when it cannot be found."""
+    pattern = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)")
+    for number, line in enumerate(source.splitlines(), start=1):
+        if lineno is not None and number != lineno:
+            continue
+        for match in pattern.finditer(line):
+            before = line[: match.start()]
+            if _inside_tag(before):
+                return number, max(before.rfind("{{"), before.rfind("{%")) + 1
+    return (lineno, 1) if lineno is not None else None
+
+
+def _failing_line(exc: BaseException, source: str) -> int | None:
+    """The line of ``source`` a Jinja error was raised on: a syntax error's own line, else the template
+    line of the innermost compiled-template frame (Jinja names those frames ``<template>``)."""
+    lineno = getattr(exc, "lineno", None)
+    if isinstance(lineno, int) and lineno > 0:
+        return lineno
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            found = tb.tb_lineno
+        tb = tb.tb_next
+    if found is None or isinstance(exc, TemplateSyntaxError):
+        return None
+    return compile_template(source).get_corresponding_lineno(found)
 
 
 def _undefined_error(text: str, source: str, location: Location | None, names: Any) -> UserInputError:

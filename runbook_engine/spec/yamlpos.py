@@ -52,6 +52,18 @@ class LocatedList(list[Any]):
         return self.location
 
 
+KEY_SUFFIX = "#key"
+
+
+def key_path(path: str) -> str:
+    """The entry under which a locations map records where the *key* ``path`` ends in was written.
+
+    Locations maps (``TaskSpec.locations`` and the like) key a value's location by its dotted path
+    (``"args.spec"``); the location of the key itself is kept next to it as ``"args.spec#key"``.
+    """
+    return path + KEY_SUFFIX
+
+
 def location_of(value: Any, fallback: Location) -> Location:
     """The location carried by a loaded mapping or list, else ``fallback``."""
     if isinstance(value, LocatedDict | LocatedList):
