@@ -23,11 +23,16 @@ from rich.console import Console
 from rich.table import Table
 
 from runbook_engine.cli.console import ConsoleRenderer
+from runbook_engine.cli.plan_cmd import plan
+from runbook_engine.cli.render_cmd import render
+from runbook_engine.cli.report_cmd import report
 from runbook_engine.cli.sandbox_cmd import sandbox
 from runbook_engine.engine.connect import Connector
 from runbook_engine.engine.journal import RunRecord, RunStatus, RunStore
 from runbook_engine.engine.modules import catalog
-from runbook_engine.engine.runner import Engine, RunOptions, RunResult, target_clusters
+from runbook_engine.engine.planner import PlanGate
+from runbook_engine.engine.report_files import AutoReports
+from runbook_engine.engine.runner import Engine, PhaseGate, RunOptions, RunResult, target_clusters
 from runbook_engine.engine.team_store import Replicator, StoreMode, bring_home, check_store_settings, cluster_runs
 from runbook_engine.errors import Location, RunbookError, RunStateError, UserInputError, UserInputErrors
 from runbook_engine.kube.redact import redact_text
@@ -99,9 +104,12 @@ class _Context:
     def store(self) -> RunStore:
         return RunStore(self.state_dir)
 
-    def engine(self, store: RunStore, renderer: ConsoleRenderer) -> Engine:
+    def engine(self, store: RunStore, renderer: ConsoleRenderer, gate: PhaseGate | None = None) -> Engine:
         replicator = Replicator(store, Connector(self.state_dir), renderer)  # the team store (--store cluster)
-        return Engine(store, connect=replicator.connect, sink=replicator)
+        reports = AutoReports(store, replicator.connect, replicator,  # the report at every pause and end of a run
+                              on_written=lambda d: renderer.line(f"REPORT: {d / 'report.md'}", "bold"),
+                              on_error=lambda reason: renderer.line(f"WARNING: {reason}", "yellow"))
+        return Engine(store, connect=reports.connect, sink=reports, phase_gate=gate)
 
     def renderer(self) -> ConsoleRenderer:
         return ConsoleRenderer(self.console, self.verbosity)
@@ -160,23 +168,26 @@ def _load(playbook: Path, inventory: Path, extra: dict[str, Any], options: RunOp
 @click.option("--store", "store_mode", type=click.Choice([m.value for m in StoreMode]), default=None,
               help="cluster: also replicate the run into its cluster, so any machine can resume or roll it back "
                    "(default: the inventory var runbook_store, else local).")
+@click.option("--accept-risk", "accept_risk", multiple=True, metavar="FLOW",
+              help="Proceed although the planner predicts this flow (its id, `from -> to`) breaks; before each "
+                   "phase the run re-plans it and pauses on any other predicted break.")
 @_VERBOSE
 @pass_context
 def run(ctx: _Context, playbook: Path, inventory: Path, check: bool, diff: bool, tags: tuple[str, ...],
         skip_tags: tuple[str, ...], start_at_phase: str | None, extra_vars: tuple[str, ...], limit: str | None,
-        lock_namespace: str, store_mode: str | None, verbose: int) -> int:
+        lock_namespace: str, store_mode: str | None, accept_risk: tuple[str, ...], verbose: int) -> int:
     """Run PLAYBOOK on the inventory's clusters, phase by phase, with checkpoints."""
     ctx.verbosity += verbose
     extra = parse_extra_vars(extra_vars)
     options = RunOptions(check=check, diff=diff, tags=_split(tags), skip_tags=_split(skip_tags),
                          start_at_phase=start_at_phase, extra_vars=extra, limit=limit, lock_namespace=lock_namespace,
-                         store=StoreMode(store_mode) if store_mode else None)
+                         store=StoreMode(store_mode) if store_mode else None, accept_risk=frozenset(accept_risk))
     book, inv = _load(playbook, inventory, extra, options)
     check_store_settings(inv, target_clusters(book, inv, limit), store_mode)
     store = RunStore.in_memory() if check else ctx.store()
     renderer = ctx.renderer()
     try:
-        results = ctx.engine(store, renderer).run(book, inv, options)
+        results = ctx.engine(store, renderer, None if check else PlanGate(inv, options)).run(book, inv, options)
     finally:
         store.close()
     renderer.recap(results)
@@ -200,7 +211,8 @@ def resume(ctx: _Context, run_id: str, at_phase: str | None, accept_drift: bool,
     renderer = ctx.renderer()
     try:
         run_id = bring_home(store, run_id, inventory, limit, Connector(ctx.state_dir))
-        result = ctx.engine(store, renderer).resume(run_id, at_phase=at_phase, accept_drift=accept_drift)
+        gate = PlanGate.for_run(store.get_run(run_id))
+        result = ctx.engine(store, renderer, gate).resume(run_id, at_phase=at_phase, accept_drift=accept_drift)
     finally:
         store.close()
     renderer.recap([result])
@@ -330,6 +342,9 @@ def check(ctx: _Context, playbook: Path, inventory: Path, extra_vars: tuple[str,
 
 
 cli.add_command(sandbox)
+cli.add_command(report)
+cli.add_command(plan)
+cli.add_command(render)
 
 
 def report_error(exc: BaseException) -> int:

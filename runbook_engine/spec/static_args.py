@@ -6,15 +6,17 @@ has a value known before the run (inventory, play, phase, block, task and role v
 defaults and parameters, ``-e`` extra vars and the magic variables fixed by the inventory and the
 playbook), it renders to exactly what the task will get, so it is rendered and validated against the
 module's arguments model here. Anything that depends on ``register`` results, ``set_fact`` facts,
-loop items, ``batch`` or the run id is only known at run time and is left to the task.
+loop items, ``batch`` or the run id is only known at run time and is left to the task. A task whose
+``when`` (or whose block's or phase's) is already known to be false is not judged at all.
 
 Template files named by arguments (``k8s_apply``'s ``template``) are found the way the action finds
-them and parsed, so a syntax error in the file is reported before anything is applied.
+them, read and compiled here; the static check then reports the names they use that are undefined
+at their task.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from runbook_engine.errors import Location, UserInputError
 from runbook_engine.spec.catalog import ModuleCatalog, arg_names, args_locations, pydantic_errors
-from runbook_engine.spec.model import InventorySpec, PhaseSpec, PlaybookSpec, PlaySpec, TaskSpec
+from runbook_engine.spec.model import Condition, InventorySpec, PhaseSpec, PlaybookSpec, PlaySpec, TaskSpec
 from runbook_engine.spec.templating import (
     ENV,
     TEMPLATE_ERRORS,
@@ -49,9 +51,15 @@ class TaskScope:
     inventory: InventorySpec
     phase: PhaseSpec
     blocks: tuple[Mapping[str, Any], ...] = ()
+    block_conditions: tuple[Condition, ...] = ()
 
     def inside(self, block: TaskSpec) -> TaskScope:
-        return TaskScope(self.playbook, self.play, self.inventory, self.phase, (*self.blocks, block.vars))
+        return TaskScope(self.playbook, self.play, self.inventory, self.phase, (*self.blocks, block.vars),
+                         (*self.block_conditions, block.when))  # fmt: skip
+
+    def conditions(self, task: TaskSpec) -> tuple[Condition, ...]:
+        """The conditions that must all hold for ``task`` to run: its phase's, its blocks' and its own."""
+        return (self.phase.when, *self.block_conditions, task.when)
 
 
 def _magic(scope: TaskScope, cluster: str, task: TaskSpec) -> dict[str, Any]:
@@ -61,7 +69,7 @@ def _magic(scope: TaskScope, cluster: str, task: TaskSpec) -> dict[str, Any]:
         "inventory_hostname": cluster, "cluster": cluster,
         "inventory_dir": str((inventory.path.parent if inventory.path.is_file() else inventory.path).resolve()),
         "group_names": list(spec.groups), "groups": {k: list(v) for k, v in inventory.groups.items()},
-        "hostvars": {k: dict(v.vars) for k, v in inventory.clusters.items()},
+        "hostvars": {k: v.vars for k, v in inventory.clusters.items()},
         "playbook_dir": str(scope.playbook.path.resolve().parent), "phase_name": scope.phase.name,
     }  # fmt: skip
     role = scope.playbook.roles.get(task.role or "")
@@ -121,6 +129,26 @@ def is_static(value: Any, values: Mapping[str, Any]) -> bool:
                 elif name not in ENV.globals:
                     return False
     return True
+
+
+def _condition_sources(condition: Condition) -> list[str]:
+    """Each string of a ``when``-style condition as a template (bare expressions wrapped in ``{{ }}``)."""
+    items = condition if isinstance(condition, list) else [condition]
+    return [c if has_template(c) else "{{ (" + c + ") }}" for c in items if isinstance(c, str)]
+
+
+def statically_false(conditions: Sequence[Condition], values: Mapping[str, Any]) -> bool:
+    """Whether one of ``conditions`` (a task's and its blocks' and phase's ``when``) is known to be false
+    now: its arguments are then never rendered, so they must not be judged."""
+    for condition in conditions:
+        if condition is None or not is_static(_condition_sources(condition), values):
+            continue
+        try:
+            if not Templar(values).evaluate(condition):
+                return True
+        except UserInputError:
+            continue  # not decidable here; the condition's own mistakes are reported by the run
+    return False
 
 
 def _render_static(

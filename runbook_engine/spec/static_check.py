@@ -5,10 +5,13 @@ file:line:column: Jinja syntax errors and unknown filters/tests in every templat
 by a template that nothing defines at that point (inventory vars of *every* cluster the play runs
 on, play/phase/block/task vars, role defaults/vars/params, ``register`` results and ``set_fact``
 keys of earlier tasks, loop variables, ``batch`` in serial phases, ``-e`` extra vars and the magic
-variables); ``hosts`` patterns that match no cluster; and ``--tags``/``--skip-tags`` naming tags no
-task has. A name guarded by ``is defined`` or ``| default(...)`` in the same template is not
-reported. Values of variables are templated lazily at their use, so they are checked against every
-name the play defines anywhere (a typo is still caught).
+variables); templated task arguments whose variables all have values before the run, rendered and
+type-checked (``spec.static_args``); template files named by arguments (syntax, undefined names, at
+the file's own line and column); ``hosts`` patterns that match no cluster; and
+``--tags``/``--skip-tags`` naming tags no task has. A name guarded by ``is defined`` or
+``| default(...)`` in the same template is not reported. Values of variables are templated lazily
+at their use, so they are checked against every name the play defines anywhere (a typo is still
+caught).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from runbook_engine.spec.static_args import (
     check_static_args,
     load_template_file,
     static_values,
+    statically_false,
     template_file_name,
 )
 from runbook_engine.spec.templating import (
@@ -38,6 +42,7 @@ from runbook_engine.spec.templating import (
     TEMPLATE_ERRORS,
     compile_expression,
     compile_template,
+    contains_template,
     has_template,
     name_position,
     single_expression,
@@ -69,6 +74,18 @@ def _guarded(ast: nodes.Template) -> set[str]:
         if flt.name in _GUARD_FILTERS and flt.node is not None and (name := _root_name(flt.node)):
             guarded.add(name)
     return guarded
+
+
+def _assigned(ast: nodes.Template) -> set[str]:
+    """Names the template itself sets anywhere (``{% set %}``, loop targets, macros and their
+    parameters): Jinja counts one set in an ``if`` branch as undeclared where it is read later."""
+    names = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    return names | {m.name for m in ast.find_all(nodes.Macro)}
+
+
+def _unknown_names(ast: nodes.Template, names: set[str]) -> list[str]:
+    """The variables ``ast`` reads that neither ``names`` nor the template defines, unless guarded."""
+    return sorted(meta.find_undeclared_variables(ast) - names - _guarded(ast) - _assigned(ast))
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -175,8 +192,7 @@ class _PlayCheck:
         self._undefined(ast, source, location, set(names))
 
     def _undefined(self, ast: nodes.Template, source: str, location: Location | None, names: set[str]) -> None:
-        missing = meta.find_undeclared_variables(ast) - names - _guarded(ast)
-        for name in sorted(missing):
+        for name in _unknown_names(ast, names):
             self.errors.append(self._undefined_error(name, source, location, names))
 
     def _undefined_error(
@@ -267,8 +283,7 @@ class _PlayCheck:
         self.conditions(task, ("when",), where, looped)
         self.values(task.args, "args", where, looped)
         runtime = scope.runtime | facts | ({task.loop_var} if task.loop is not None else set())
-        self.static_args(task, scope.task, runtime)
-        self.template_files(task, scope.task, runtime, looped)
+        self.static(task, scope.task, runtime, looped)
         if isinstance(task.ignore_errors, str):
             self.template(task.ignore_errors, where.at("ignore_errors"), looped, condition=True)
         registered = looped | ({task.register_var} if task.register_var else set())
@@ -277,35 +292,38 @@ class _PlayCheck:
 
     # -- arguments rendered with the values known before the run ------------------------------
 
-    def static_args(self, task: TaskSpec, scope: TaskScope, runtime: set[str] | frozenset[str]) -> None:
-        """Validate templated arguments whose variables all have values before the run (per cluster)."""
-        model = self.catalog.actions.get(task.module or "")
-        if model is None:
+    def static(self, task: TaskSpec, scope: TaskScope, runtime: frozenset[str], names: set[str]) -> None:
+        """On each cluster, unless the task is known not to run there: validate its templated arguments
+        whose variables all have values before the run, and parse the template files it names."""
+        module = task.module or ""
+        files = [a for a in self.catalog.template_args.get(module, ()) if a in task.args]
+        templated = contains_template(task.args)
+        if not templated and not files:
             return
+        model = self.catalog.actions.get(module)
+        checked: set[tuple[str, str]] = set()
         for cluster in self.clusters:
             values = static_values(scope, cluster, task, self.extra_vars, runtime)
-            self.errors.extend(check_static_args(task, model, self.catalog, values))
+            if statically_false(scope.conditions(task), values):
+                continue
+            if templated and model is not None:
+                self.errors.extend(check_static_args(task, model, self.catalog, values))
+            found = {(arg, template_file_name(task, arg, values)) for arg in files}
+            for arg, name in sorted((a, n) for a, n in found - checked if n is not None):
+                checked.add((arg, name))
+                self.template_file(task, arg, name, names)
 
-    def template_files(
-        self, task: TaskSpec, scope: TaskScope, runtime: set[str] | frozenset[str], names: set[str]
-    ) -> None:
-        """Parse the template files the task's arguments name; report syntax errors and undefined names."""
-        base_dir = task.base_dir or self.playbook.path.parent
-        for arg in self.catalog.template_args.get(task.module or "", ()):
-            found = {
-                template_file_name(task, arg, static_values(scope, c, task, self.extra_vars, runtime))
-                for c in self.clusters
-            }
-            for name in sorted(n for n in found if n is not None):
-                template, error = load_template_file(task, arg, name, base_dir)
-                self.errors.extend([error] if error is not None else [])
-                if template is not None:
-                    self._file_names(template, names)
+    def template_file(self, task: TaskSpec, arg: str, name: str, names: set[str]) -> None:
+        """Parse one template file the task names; report its syntax errors and undefined names."""
+        template, error = load_template_file(task, arg, name, task.base_dir or self.playbook.path.parent)
+        self.errors.extend([error] if error is not None else [])
+        if template is not None:
+            self._file_names(template, names)
 
     def _file_names(self, template: TemplateFile, names: set[str]) -> None:
         ast = ENV.parse(template.source)
         label = f"template {template.path.name}"
-        for name in sorted(meta.find_undeclared_variables(ast) - names - _guarded(ast)):
+        for name in _unknown_names(ast, names):
             where = within(template.start, template.source, name_position(template.source, name))
             self.errors.append(self._undefined_error(name, template.source, where, names, label=label))
 

@@ -99,7 +99,7 @@ def test_no_secret_reaches_console_events_or_journal_file(
     assert code == EXIT_ROLLED_BACK, out
     assert "Secret/sre/db-creds" in out  # the change is shown, its data is not
     code, status = runbook("status", "--json")
-    journal = b"".join(p.read_bytes() for p in runbook.state_dir.iterdir())
+    journal = b"".join(p.read_bytes() for p in runbook.state_dir.rglob("*") if p.is_file())  # incl. reports
     plain = (PLANTED_SECRET, NEW_PASSWORD)
     for planted in (*plain, *(base64.b64encode(p.encode()).decode() for p in plain)):
         assert planted not in out and planted not in status

@@ -13,9 +13,8 @@ from rich.console import Console
 
 from runbook_engine.cli.plan_cmd import EXIT_BREAKS, EXIT_OK, plan
 from runbook_engine.cli.render_cmd import render
-from runbook_engine.spec.inventory import load_inventory
 
-from .conftest import CASES, SettledConnector, write_demo_inventory
+from .conftest import CASES, write_demo_inventory
 
 ESO_VAULT = "external-secrets/external-secrets -> sre/vault:8200"
 INGRESS = ("ingress-nginx/ingress-nginx-controller -> sre/portal:3000",
@@ -33,13 +32,9 @@ class State:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, State]:
-    """The demo inventory and a sandbox state whose workloads already run their pods."""
+    """The demo inventory and a state directory for its sandbox."""
     tmp = tmp_path_factory.mktemp("cli")
-    inventory = write_demo_inventory(tmp / "inventory")
-    state = State(tmp / "state")
-    with SettledConnector(state.state_dir)(load_inventory(inventory).clusters["demo"]):
-        pass
-    return inventory, state
+    return write_demo_inventory(tmp / "inventory"), State(tmp / "state")
 
 
 def _invoke(state: State, command: click.Command, args: list[str]) -> tuple[int, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook_engine.engine.connect import connect
+from runbook_engine.engine.connect import Connector, connect
 from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.plan_markdown import plan_markdown
 from runbook_engine.engine.plan_model import SCHEMA, CheckBasis, DiffSource, PhaseStatus, Plan
@@ -19,7 +19,7 @@ from runbook_engine.report.verdict import Status
 from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.loader import load_playbook
 
-from .conftest import CASES, SettledConnector, write_demo_inventory
+from .conftest import CASES, write_demo_inventory
 
 ESO_VAULT = "external-secrets/external-secrets -> sre/vault:8200"
 INGRESS_PORTAL = "ingress-nginx/ingress-nginx-controller -> sre/portal:3000"
@@ -31,7 +31,7 @@ def _plan(tmp: Path, with_exceptions: bool) -> tuple[Plan, Path]:
     inventory = load_inventory(write_demo_inventory(tmp / "inventory"))
     playbook = load_playbook(CASES / "strict_rollout.yml", catalog=catalog())
     options = PlanOptions(extra_vars={"with_exceptions": with_exceptions, "plan_checks": True})
-    [plan] = Planner(SettledConnector(tmp / "state")).plan(playbook, inventory, options)
+    [plan] = Planner(Connector(tmp / "state")).plan(playbook, inventory, options)
     return plan, tmp
 
 

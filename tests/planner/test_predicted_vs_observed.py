@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from runbook_engine.engine.connect import Connector
 from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import RunStatus, RunStore
 from runbook_engine.engine.modules import catalog
@@ -35,7 +36,7 @@ from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.loader import load_playbook
 from runbook_engine.spec.model import ClusterSpec
 
-from .conftest import CASES, SettledConnector, wait_for_pods, write_demo_inventory
+from .conftest import CASES, write_demo_inventory
 
 
 def _service_port(view: MeshView, flow: Flow) -> bool:
@@ -78,6 +79,7 @@ class Mismatch:
                 f"({'; '.join(self.why_observed)})")
 
 
+SETTLE_SECONDS = 60.0
 KNOWN = yaml.safe_load((CASES / "known_disagreements.yaml").read_text())
 
 
@@ -107,9 +109,8 @@ class Observer:
         assert spec.sandbox is not None
         self.server = build_sandbox(self.state / "sandbox" / spec.name, spec.sandbox, port=0).start()
         try:
-            cluster = KubeCluster.from_kubeconfig(self.server.kubeconfig, None, spec.name)
-            wait_for_pods(cluster)
-            yield cluster
+            self.server.settle(timeout=SETTLE_SECONDS)  # as ``engine.connect`` does: pods in a steady state
+            yield KubeCluster.from_kubeconfig(self.server.kubeconfig, None, spec.name)
         finally:
             self.server.stop()
 
@@ -135,7 +136,7 @@ def test_every_predicted_outcome_is_the_observed_one(tmp_path: Path) -> None:
     inventory = load_inventory(write_demo_inventory(tmp_path / "inventory"), extra_vars={})
     playbook = load_playbook(CASES / "strict_rollout.yml", catalog=catalog())
     extra = {"with_exceptions": False}
-    [plan] = Planner(SettledConnector(tmp_path / "plan-state")).plan(playbook, inventory, PlanOptions(extra_vars=extra))
+    [plan] = Planner(Connector(tmp_path / "plan-state")).plan(playbook, inventory, PlanOptions(extra_vars=extra))
 
     observer = Observer(tmp_path / "run-state", plan)
     engine = Engine(RunStore(tmp_path / "run-state"), connect=observer.connect, sink=observer)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from runbook_engine.engine.connect import Connector
 from runbook_engine.engine.journal import RunStatus, RunStore
 from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.plan_model import PhaseStatus, Plan
@@ -23,7 +24,7 @@ from runbook_engine.engine.runner import Engine, RunOptions
 from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.loader import load_playbook
 
-from .conftest import ROOT, SettledConnector
+from .conftest import ROOT
 from .test_predicted_vs_observed import Observer, known
 
 PLAYBOOK = ROOT / "playbooks" / "istio-sidecar-spire.yml"
@@ -39,7 +40,7 @@ def _without_vault_exception() -> dict[str, Any]:
 def _plan(tmp_path: Path, extra: dict[str, Any]) -> Plan:
     inventory = load_inventory(INVENTORY, extra_vars=extra)
     playbook = load_playbook(PLAYBOOK, catalog=catalog())
-    [plan] = Planner(SettledConnector(tmp_path / "state")).plan(playbook, inventory, PlanOptions(extra_vars=extra))
+    [plan] = Planner(Connector(tmp_path / "state")).plan(playbook, inventory, PlanOptions(extra_vars=extra))
     return plan
 
 
@@ -74,7 +75,7 @@ def test_every_prediction_of_a_shipped_playbook_is_observed_on_the_sandbox(
         tmp_path: Path, book: str, inventory_dir: str, completes: bool) -> None:
     inventory = load_inventory(ROOT / "inventory" / inventory_dir)
     playbook = load_playbook(ROOT / "playbooks" / book, catalog=catalog())
-    [plan] = Planner(SettledConnector(tmp_path / "plan")).plan(playbook, inventory, PlanOptions())
+    [plan] = Planner(Connector(tmp_path / "plan")).plan(playbook, inventory, PlanOptions())
     observer = Observer(tmp_path / "run", plan)
     engine = Engine(RunStore(tmp_path / "run"), connect=observer.connect, sink=observer)
     [result] = engine.run(playbook, inventory, RunOptions())

@@ -68,6 +68,8 @@ CATALOG = ModuleCatalog(
         "pause": PauseArgs,
     },
     checks={"pods_healthy": PodsHealthyArgs, "object_ready": ObjectReadyArgs},
+    conditions={"assert": ("that",)},
+    template_args={"k8s_apply": ("template",)},
 )
 
 

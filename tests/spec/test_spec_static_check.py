@@ -188,3 +188,144 @@ def test_a_mistake_in_a_role_used_twice_is_reported_once(tmp_path: Path) -> None
     assert [(e.location.line if e.location else 0, e.message) for e in errors] == [
         (1, "undefined variable 'greting' in template '{{ greting }}'")
     ]
+
+
+RUNTIME_ONLY = {
+    "a set_fact shadowing a play var": """
+            - set_fact: {restart_timeout: 30}
+            - rollout_restart: {name: web, namespace: apps, timeout: "{{ restart_timeout }}"}
+    """,
+    "a registered result": """
+            - k8s_label: {kind: Namespace, name: apps, labels: {a: b}}
+              register: labelled
+            - rollout_restart: {name: web, namespace: apps, timeout: "{{ labelled.timeout }}"}
+    """,
+    "a loop item": """
+            - rollout_restart: {name: web, namespace: apps, timeout: "{{ item }}"}
+              loop: [10, 20]
+    """,
+    "a var whose value uses a fact": """
+            - set_fact: {base: 3}
+            - rollout_restart: {name: web, namespace: apps, timeout: "{{ derived }}"}
+              vars: {derived: "{{ base * 10 }}"}
+    """,
+    "the run id": """
+            - rollout_restart: {name: web, namespace: apps, timeout: "{{ run_id }}"}
+    """,
+}
+
+
+@pytest.mark.parametrize("tasks", RUNTIME_ONLY.values(), ids=RUNTIME_ONLY.keys())
+def test_arguments_known_only_at_run_time_are_left_to_the_task(tmp_path: Path, tasks: str) -> None:
+    playbook = f"""
+    - hosts: prod
+      vars: {{restart_timeout: soon, base: never}}
+      phases:
+        - name: p
+          tasks:{tasks}
+    """
+    assert _check(tmp_path, playbook) == []
+
+
+def test_templated_arguments_render_with_inventory_and_extra_vars_per_cluster(tmp_path: Path) -> None:
+    playbook = """
+    - hosts: prod
+      phases:
+        - name: p
+          tasks:
+            - rollout_restart: {name: web, namespace: "{{ mesh_namespace }}", timeout: "{{ wait | int * 60 }}"}
+            - rollout_restart: {name: web, namespace: apps, timeout: "{{ wait }}"}
+    """
+    assert _check(tmp_path, playbook, extra_vars={"wave": "1", "wait": 5}) == []
+    errors = _check(tmp_path, playbook, extra_vars={"wait": "five"})
+    assert _messages(errors) == ["rollout_restart: argument 'timeout': Input should be a valid integer, "
+                                 "unable to parse string as an integer"]
+    assert errors[0].location is not None and (errors[0].location.line, errors[0].location.column) == (7, 66)
+    assert errors[0].hint == "got 'five'"
+
+
+def test_an_extra_var_fixes_a_value_a_fact_would_otherwise_hide(tmp_path: Path) -> None:
+    playbook = """
+    - hosts: prod
+      phases:
+        - name: p
+          tasks:
+            - set_fact: {wait: 3}
+            - rollout_restart: {name: web, namespace: apps, timeout: "{{ wait }}"}
+    """
+    assert _messages(_check(tmp_path, playbook, extra_vars={"wait": "later"})) == [
+        "rollout_restart: argument 'timeout': Input should be a valid integer, unable to parse string as an integer"
+    ]
+
+
+def _template(tmp_path: Path, text: str) -> None:
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    (tmp_path / "templates" / "objects.yaml.j2").write_text(dedent(text))
+
+
+def test_a_template_file_sees_the_names_its_task_sees(tmp_path: Path) -> None:
+    _template(tmp_path, """
+        {% macro label(n) %}app-{{ n }}{% endmacro %}
+        {% for ns in namespaces %}
+        {% if ns == mesh_namespace %}{% set kind = 'control' %}{% else %}{% set kind = 'data' %}{% endif %}
+        ---
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": "{{ label(ns) }}", "labels": {"{{ kind }}": "{{ item }}"}}}
+        {% endfor %}
+        {{ restarted.changed | default(false) }} {{ optional is defined }}
+    """)
+    playbook = """
+    - hosts: prod
+      vars: {namespaces: [apps, web]}
+      phases:
+        - name: p
+          tasks:
+            - rollout_restart: {name: web, namespace: apps}
+              register: restarted
+            - k8s_apply: {template: objects.yaml.j2}
+              loop: [1]
+    """
+    assert _check(tmp_path, playbook) == []
+
+
+def test_each_undefined_name_in_a_template_file_is_reported_at_its_line(tmp_path: Path) -> None:
+    _template(tmp_path, """\
+        kind: ConfigMap
+        data:
+          a: {{ first_missing }}
+          b: "{% if mesh_namespace %}{{ second_missing | upper }}{% endif %}"
+    """)
+    playbook = """
+    - hosts: prod
+      phases:
+        - name: p
+          tasks:
+            - k8s_apply: {template: objects.yaml.j2}
+    """
+    errors = _check(tmp_path, playbook)
+    assert [(e.message, e.location and (e.location.line, e.location.column)) for e in errors] == [
+        ("undefined variable 'first_missing' in template objects.yaml.j2", (3, 6)),
+        ("undefined variable 'second_missing' in template objects.yaml.j2", (4, 30)),
+    ]
+    assert all(e.location and e.location.file == str(tmp_path / "templates" / "objects.yaml.j2") for e in errors)
+
+
+def test_a_task_known_not_to_run_is_not_judged_by_its_rendered_arguments(tmp_path: Path) -> None:
+    playbook = """
+    - hosts: prod
+      vars: {features: {restart: false, mode: eventually}}
+      phases:
+        - name: p
+          tasks:
+            - block:
+                - rollout_restart: {name: web, namespace: apps, timeout: "{{ features.restart_timeout }}"}
+                - k8s_apply: {template: "{{ features.template }}"}
+              when: features.restart
+            - rollout_restart: {name: web, namespace: apps, timeout: "{{ features.mode }}"}
+              when: features.restart or mesh_namespace == 'istio-system'
+    """
+    errors = _check(tmp_path, playbook)
+    assert [e.message.split(",")[0] for e in errors] == [
+        "rollout_restart: argument 'timeout': Input should be a valid integer"
+    ]
+    assert errors[0].location is not None and errors[0].location.line == 11

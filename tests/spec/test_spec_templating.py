@@ -183,3 +183,23 @@ def test_literal_variables_are_never_templated() -> None:
     assert templar.render("{{ ns }}") == "istio-system"
     with pytest.raises(UserInputError, match="in variable 'injector'"):
         Templar({"injector": injector}).render("{{ injector }}")
+
+
+TEXT = "apiVersion: v1\nkind: ConfigMap\ndata:\n  mesh: {{ mesh.name }}\n  mode: {{ mtls_mod }}\n"
+TEXT_ERRORS = {
+    "undefined": (TEXT, (5, 9), "undefined variable 'mtls_mod' in template cm.yaml.j2"),
+    "syntax": ("a: 1\nb: {{ replicas + }}\n", (2, 1), "template cm.yaml.j2: "),
+    "runtime": ("a: 1\nb: 2\nc: {{ replicas // 0 }}\n", (3, 1), "template cm.yaml.j2 failed: ZeroDivisionError"),
+}
+
+
+@pytest.mark.parametrize(("text", "position", "message"), TEXT_ERRORS.values(), ids=TEXT_ERRORS.keys())
+def test_a_template_file_error_points_inside_the_file_without_quoting_it(
+    templar: Templar, text: str, position: tuple[int, int], message: str
+) -> None:
+    with pytest.raises(UserInputError) as caught:
+        templar.render_text(text, location=Location("roles/mtls/templates/cm.yaml.j2", 1, 1))
+    error = caught.value
+    assert error.location == Location("roles/mtls/templates/cm.yaml.j2", *position)
+    assert error.message.startswith(message)
+    assert "apiVersion" not in error.message and "a: 1" not in error.message
