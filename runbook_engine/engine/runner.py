@@ -525,6 +525,9 @@ class Engine:
     def _checkpoint(self, run: _Run, ref: PhaseRef) -> None:
         phase = ref.phase
         self._position(run, ref, Stage.CHECKPOINT)
+        # The checkpoint judges the cluster as the phase left it. Controllers create and change objects
+        # of kinds the phase never wrote (a DaemonSet's pods), so lists cached earlier in the phase are stale.
+        run.reader.new_phase()
         if not phase.checkpoint.checks:
             return
         if run.options.check:

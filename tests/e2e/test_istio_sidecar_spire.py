@@ -48,11 +48,20 @@ def test_main_command_stops_at_the_gate_and_resume_completes_to_strict(demo: Pla
         assert exists(cluster, *PA, "ingress-nginx", "ingress-nginx-edge")
 
 
-def test_strict_without_the_vault_exception_rolls_back_to_permissive(demo: Platform) -> None:
+def test_strict_without_the_vault_exception_is_gated_then_rolls_back_to_permissive(demo: Platform) -> None:
     demo.settle()
     paused = demo.run(PLAYBOOK, "-e", f"@{E2E / 'vars' / 'no-vault-exception.yml'}")
     assert paused.code == 2, paused.output[-3000:]
 
+    # The planner predicts the break before STRICT writes anything and pauses with the plan as the reason.
+    gated = demo.runbook("resume", paused.run_id)
+    assert gated.code == 2, gated.output[-3000:]
+    assert "external-secrets/external-secrets -> sre/vault:8200" in gated.output
+    with demo.open() as cluster:
+        assert not exists(cluster, *PA, "istio-system", "default")  # nothing was written
+
+    # Resuming at the gated phase is the deliberate decision: STRICT goes on, its checkpoint catches the
+    # broken flow, and the phase rolls back by itself.
     rolled_back = demo.runbook("resume", paused.run_id)
 
     assert rolled_back.code == 3, rolled_back.output[-3000:]
