@@ -8,13 +8,16 @@ as production. The sandbox is stopped when the connection closes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from runbook_engine.kube.cluster import Cluster
 from runbook_engine.kube.kube_cluster import KubeCluster
 from runbook_engine.spec.model import ClusterSpec
+
+#: What the engine connects through: an inventory cluster in, a live ``Cluster`` for the run's duration out.
+ClusterConnector = Callable[[ClusterSpec], AbstractContextManager[Cluster]]
 
 
 @contextmanager

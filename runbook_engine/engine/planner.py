@@ -35,6 +35,7 @@ from runbook_engine.checks.baseline import take_baseline
 from runbook_engine.checks.live import VIEW_KINDS, control_plane_namespaces
 from runbook_engine.checks.reachability import expected
 from runbook_engine.engine.checkpoint import decide
+from runbook_engine.engine.connect import ClusterConnector
 from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import RunRecord, RunStore
 from runbook_engine.engine.plan_model import (
@@ -48,7 +49,6 @@ from runbook_engine.engine.plan_model import (
 )
 from runbook_engine.engine.plan_objects import DryRuns, Folded, fold, object_plans, restarted_workloads
 from runbook_engine.engine.runner import (
-    ClusterConnector,
     Engine,
     PhaseGateRequest,
     PhaseRef,

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
+from runbook_engine.engine.connect import ClusterConnector
 from runbook_engine.engine.events import Event, EventKind, EventSink, discard
 from runbook_engine.engine.journal import RunStore
 from runbook_engine.engine.report_builder import (
@@ -32,7 +32,7 @@ from runbook_engine.engine.report_builder import (
     observe_platform,
     save_platform,
 )
-from runbook_engine.engine.runner import ClusterConnector
+from runbook_engine.engine.taps import ConnectionTap
 from runbook_engine.errors import ClusterError, RunbookError
 from runbook_engine.kube.cluster import Cluster
 from runbook_engine.kube.redact import redact_text, secret_values
@@ -109,7 +109,7 @@ def _ignore(_: object) -> None:
     """The default notification: nothing."""
 
 
-class AutoReports:
+class AutoReports(ConnectionTap):
     """Writes a run's reports whenever it pauses or ends: wrap the engine's connector, use it as the sink.
 
     ``Engine(store, connect=reports.connect, sink=reports)``. Events go on to ``sink`` unchanged; on
@@ -121,32 +121,16 @@ class AutoReports:
 
     def __init__(self, store: RunStore, connect: ClusterConnector, sink: EventSink = discard, *,
                  on_written: Callable[[Path], None] = _ignore, on_error: Callable[[str], None] = _ignore) -> None:
-        self.store = store
-        self._connect = connect
-        self._sink = sink
+        super().__init__(store, connect, sink)
         self.on_written = on_written
         self.on_error = on_error
         self.written: dict[str, Path] = {}
-        self._specs: dict[str, ClusterSpec] = {}
-        self._live: dict[str, Cluster] = {}
 
-    def connect(self, spec: ClusterSpec) -> AbstractContextManager[Cluster]:
-        return self._connected(spec)
+    def wants(self, event: Event) -> bool:
+        return event.kind is EventKind.RUN_END
 
-    @contextmanager
-    def _connected(self, spec: ClusterSpec) -> Iterator[Cluster]:
-        self._specs[spec.name] = spec
-        with self._connect(spec) as cluster:
-            self._live[spec.name] = cluster
-            try:
-                yield cluster
-            finally:
-                self._live.pop(spec.name, None)
-
-    def __call__(self, event: Event) -> None:
-        self._sink(event)
-        if event.kind is EventKind.RUN_END and event.run_id and event.cluster in self._specs:
-            self.write(event.run_id, self._specs[event.cluster])
+    def on_event(self, run_id: str, spec: ClusterSpec) -> None:
+        self.write(run_id, spec)
 
     def write(self, run_id: str, spec: ClusterSpec) -> Path | None:
         """Write the reports of ``run_id`` (on ``spec``'s cluster); None when there is nothing to write."""
@@ -167,8 +151,5 @@ class AutoReports:
         if record.options.get("check") or record.options.get("simulate"):
             return None  # nothing was done: a dry run's outcome is its plan, not a report
         context = load_context(record)
-        live = self._live.get(spec.name)
-        if live is not None:
-            return write_run_reports(self.store, run_id, context, live)
-        with self._connect(spec) as cluster:
+        with self.cluster_for(spec) as cluster:
             return write_run_reports(self.store, run_id, context, cluster)

@@ -19,7 +19,7 @@ import datetime as dt
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from runbook_engine.checks.base import Baseline
 from runbook_engine.checks.baseline import take_baseline
 from runbook_engine.engine.checkpoint import CheckEnv, Decision, decide, run_check
+from runbook_engine.engine.connect import ClusterConnector
 from runbook_engine.engine.events import Event, EventKind, EventSink, TaskStatus, discard
 from runbook_engine.engine.executor import ChangeExecutor
 from runbook_engine.engine.journal import ChangeOrigin, RunRecord, RunStatus, RunStore, Stage, owner_alive
@@ -67,7 +68,6 @@ from runbook_engine.spec.model import (
 from runbook_engine.spec.templating import Templar
 from runbook_engine.spec.vars import BATCH_VAR, Scope
 
-ClusterConnector = Callable[[ClusterSpec], AbstractContextManager[Cluster]]
 BaselineTaker = Callable[[Cluster], Baseline]
 
 

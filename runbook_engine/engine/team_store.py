@@ -44,16 +44,17 @@ import gzip
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from runbook_engine.engine.events import Event, EventKind, EventSink, discard
+from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import RunRecord, RunStatus, RunStore, owner_alive
 from runbook_engine.engine.secrets import Sealer
+from runbook_engine.engine.taps import ConnectionTap
 from runbook_engine.errors import RunbookError, RunStateError, UserInputError
 from runbook_engine.kube.cluster import Cluster, Obj, PatchType
 from runbook_engine.kube.redact import redact_text
@@ -363,7 +364,7 @@ def cluster_runs(inventory: Path, limit: str | None, connect: ClusterConnector) 
 
 
 # the engine hook ------------------------------------------------------------------------------------
-class Replicator:
+class Replicator(ConnectionTap):
     """Keeps the cluster replica of every team-store run current: wrap the connector, use as the sink.
 
     ``Engine(store, connect=replicator.connect, sink=replicator)``. Events go on to ``sink``
@@ -371,41 +372,18 @@ class Replicator:
     through the connection the engine holds (or a new one, for the end of a rollback).
     """
 
-    def __init__(self, store: RunStore, connect: ClusterConnector, sink: EventSink = discard) -> None:
-        self.store = store
-        self._connect = connect
-        self._sink = sink
-        self._specs: dict[str, ClusterSpec] = {}
-        self._live: dict[str, Cluster] = {}
+    def wants(self, event: Event) -> bool:
+        return event.kind in _DURABLE
 
-    def connect(self, spec: ClusterSpec) -> AbstractContextManager[Cluster]:
-        return self._connected(spec)
-
-    @contextmanager
-    def _connected(self, spec: ClusterSpec) -> Iterator[Cluster]:
-        self._specs[spec.name] = spec
-        with self._connect(spec) as cluster:
-            self._live[spec.name] = cluster
-            try:
-                yield cluster
-            finally:
-                self._live.pop(spec.name, None)
-
-    def __call__(self, event: Event) -> None:
-        self._sink(event)
-        if event.kind in _DURABLE and event.run_id and event.cluster in self._specs:
-            self.sync(event.run_id, self._specs[event.cluster])
+    def on_event(self, run_id: str, spec: ClusterSpec) -> None:
+        self.sync(run_id, spec)
 
     def sync(self, run_id: str, spec: ClusterSpec) -> None:
         """Publish ``run_id`` if it uses the team store; a failure becomes a warning event."""
         try:
             if not self._replicated(run_id, spec):
                 return
-            live = self._live.get(spec.name)
-            if live is not None:
-                TeamStore.for_spec(live, spec).publish(self.store, run_id)
-                return
-            with self._connect(spec) as cluster:
+            with self.cluster_for(spec) as cluster:
                 TeamStore.for_spec(cluster, spec).publish(self.store, run_id)
         except (RunbookError, OSError) as exc:  # the run goes on: its local journal is complete
             self._warn(run_id, spec, exc)
