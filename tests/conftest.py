@@ -31,3 +31,8 @@ def sandbox_kubeconfig(sandbox_server: SandboxServer) -> Path:
 def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
     with SandboxServer(tmp_path_factory.mktemp("shared-sandbox")) as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the slow end-to-end tests first, so that parallel workers finish together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
