@@ -15,8 +15,8 @@ import click
 
 from runbook_engine.engine.journal import RunStore
 from runbook_engine.engine.report_builder import build_report, load_context
-from runbook_engine.engine.report_files import write_atomic
 from runbook_engine.errors import UserInputError
+from runbook_engine.files import write_atomic
 from runbook_engine.report.render import Format, render
 
 

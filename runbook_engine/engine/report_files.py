@@ -15,8 +15,6 @@ the cluster's Secrets (see ``report_builder.MIN_MASKED_LENGTH``).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from runbook_engine.engine.report_builder import (
 )
 from runbook_engine.engine.taps import ConnectionTap
 from runbook_engine.errors import ClusterError, RunbookError
+from runbook_engine.files import write_atomic
 from runbook_engine.kube.cluster import Cluster
 from runbook_engine.kube.redact import redact_text, secret_values
 from runbook_engine.report.model import RunReport
@@ -50,22 +49,6 @@ def report_dir(state_dir: Path, run_id: str) -> Path:
 
 def report_name(fmt: Format) -> str:
     return f"report{SUFFIX[fmt]}"
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a synced temporary file and a rename; the file is mode 0600."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_reports(report: RunReport, directory: Path) -> dict[Format, Path]:

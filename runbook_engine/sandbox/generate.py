@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runbook_engine.errors import UserInputError
+from runbook_engine.files import write_atomic
 
 Obj = dict[str, Any]
 
@@ -90,14 +89,7 @@ def write_scenario(scenario: dict[str, Any], path: Path) -> None:
     path = Path(path)
     text = scenario_text(scenario)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text)
 
 
 def scenario_text(scenario: dict[str, Any]) -> str:

@@ -8,33 +8,17 @@ the JSON of each (``Store.encoded``) and only objects written since the last sav
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from runbook_engine.files import write_atomic
 from runbook_engine.sandbox.store import Obj, Store
 
 STATE_FILE = "state.json"
 _COMPACT = (",", ":")
 _BUDGET = 10  # seconds between saves per second a save takes
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, readable by the owner only."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_state(state_dir: Path) -> dict[str, Any] | None:
@@ -82,7 +66,7 @@ class StateSaver:
                 return
             started = time.monotonic()
             rv, data = self._encode()
-            write_private(self.path, data)
+            write_atomic(self.path, data)
             self._saved_rv = rv
             self._cost = time.monotonic() - started
 

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from runbook_engine.files import write_atomic
 from runbook_engine.sandbox.api.app import ApiApp, Request, Response
 from runbook_engine.sandbox.api.gc import GarbageCollector
 from runbook_engine.sandbox.api.resources import ResourceApi
@@ -38,7 +39,7 @@ from runbook_engine.sandbox.api.routing import Query
 from runbook_engine.sandbox.controllers import ControllerManager
 from runbook_engine.sandbox.controllers.crashloop import CrashLoopFaults
 from runbook_engine.sandbox.faults import ApiFaults, FaultBoard, FaultHandler, FaultSet, UnknownFaultShape
-from runbook_engine.sandbox.persist import StateSaver, load_state, write_private
+from runbook_engine.sandbox.persist import StateSaver, load_state
 from runbook_engine.sandbox.runtime import DefaultRuntime, PodRuntime
 from runbook_engine.sandbox.scenario import Scenario, load_scenario
 from runbook_engine.sandbox.store import Store
@@ -281,7 +282,7 @@ class SandboxServer:
         if path.exists():
             return path.read_text().strip()
         token = secrets.token_urlsafe(32)
-        write_private(path, token.encode())
+        write_atomic(path, token.encode())
         return token
 
     def _write_kubeconfig(self, ca_pem: bytes) -> None:
@@ -295,7 +296,7 @@ class SandboxServer:
             "current-context": CONTEXT,
             "preferences": {},
         }
-        write_private(self.kubeconfig, yaml.safe_dump(config, sort_keys=False).encode())
+        write_atomic(self.kubeconfig, yaml.safe_dump(config, sort_keys=False).encode())
 
 
 def free_port(host: str = "127.0.0.1") -> int:

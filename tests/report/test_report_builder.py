@@ -33,9 +33,10 @@ from runbook_engine.engine.report_builder import (
     stale_checks,
     workload_rows,
 )
-from runbook_engine.engine.report_files import AutoReports, report_dir, write_atomic
+from runbook_engine.engine.report_files import AutoReports, report_dir
 from runbook_engine.engine.runner import Engine, RunOptions, RunResult, fixed_connector
 from runbook_engine.errors import ClusterError
+from runbook_engine.files import write_atomic
 from runbook_engine.kube.flow import Flow
 from runbook_engine.kube.memory import MemoryCluster
 from runbook_engine.mesh import MeshView
