@@ -6,7 +6,7 @@ import base64
 import json
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +14,7 @@ from runbook_engine.checks.base import CHECKS, Check, CheckArgs, CheckContext, r
 from runbook_engine.engine.events import Event
 from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.objects import strip_server_fields
-from runbook_engine.kube.cluster import FIELD_MANAGER, PatchType, Propagation
+from runbook_engine.kube.cluster import FIELD_MANAGER, Cluster, PatchType, Propagation
 from runbook_engine.kube.memory import MemoryCluster
 from runbook_engine.kube.refs import ObjectRef
 from runbook_engine.report.verdict import Evidence, Status, Verdict
@@ -155,3 +155,23 @@ class FileCluster(MemoryCluster):
 def write_log(path: Path) -> list[dict[str, str]]:
     log = path.with_suffix(".log")
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+#: Annotations controllers write on workloads: not part of what a user set.
+CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
+
+
+def user_state(cluster: Cluster, refs: Sequence[ObjectRef]) -> dict[str, Any]:
+    """What a user set on ``refs`` on a live cluster (status and controller bookkeeping left out)."""
+    state: dict[str, Any] = {}
+    for ref in refs:
+        obj = cluster.get(ref)
+        if obj is not None:
+            obj = strip_server_fields(obj)
+            annotations = obj["metadata"].get("annotations") or {}
+            for key in CONTROLLER_ANNOTATIONS:
+                annotations.pop(key, None)
+            if not annotations:
+                obj["metadata"].pop("annotations", None)
+        state[str(ref)] = obj
+    return state

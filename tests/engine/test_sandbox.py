@@ -13,7 +13,6 @@ from runbook_engine.engine.connect import Connector, connect
 from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import RunStatus, RunStore
 from runbook_engine.engine.modules import catalog
-from runbook_engine.engine.objects import strip_server_fields
 from runbook_engine.engine.runner import Engine, RunOptions
 from runbook_engine.kube.cluster import Cluster
 from runbook_engine.kube.kube_cluster import KubeCluster
@@ -22,7 +21,7 @@ from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.loader import load_playbook
 from runbook_engine.spec.model import ClusterSpec
 
-from .helpers import CASES, three_phase
+from .helpers import CASES, three_phase, user_state
 
 REFS = [
     ObjectRef("v1", "Namespace", "", "sre"),
@@ -31,23 +30,6 @@ REFS = [
     ObjectRef("v1", "ConfigMap", "sre", "mesh-config"),
     ObjectRef("apps/v1", "Deployment", "sre", "api"),
 ]
-CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
-
-
-def _user_state(cluster: Cluster) -> dict[str, Any]:
-    """What a user set on the touched objects (status and controller bookkeeping left out)."""
-    state: dict[str, Any] = {}
-    for ref in REFS:
-        obj = cluster.get(ref)
-        if obj is not None:
-            obj = strip_server_fields(obj)
-            annotations = obj["metadata"].get("annotations") or {}
-            for key in CONTROLLER_ANNOTATIONS:
-                annotations.pop(key, None)
-            if not annotations:
-                obj["metadata"].pop("annotations", None)
-        state[str(ref)] = obj
-    return state
 
 
 @pytest.mark.slow
@@ -64,11 +46,11 @@ def test_rollback_on_the_sandbox_restores_objects_exactly(tmp_path: Path) -> Non
             assert isinstance(cluster, KubeCluster)  # the production client path, over HTTPS
             live.append(cluster)
             yield cluster
-            snapshots["end"] = _user_state(cluster)
+            snapshots["end"] = user_state(cluster, REFS)
 
     def sink(event: Event) -> None:
         if event.kind is EventKind.PHASE_START and event.phase == "workloads":
-            snapshots["before_phase_2"] = _user_state(live[0])
+            snapshots["before_phase_2"] = user_state(live[0], REFS)
 
     store = RunStore(state_dir)
     [result] = Engine(store, connect=capture, sink=sink).run(playbook, inventory, RunOptions())

@@ -23,7 +23,6 @@ from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import ChangeState, RunStatus, RunStore, owner_id
 from runbook_engine.engine.lease import OWNER_ANNOTATION, ClusterLock
 from runbook_engine.engine.modules import catalog
-from runbook_engine.engine.objects import strip_server_fields
 from runbook_engine.engine.runner import Engine, RunOptions, fixed_connector
 from runbook_engine.engine.team_store import (
     DEFAULT_NAMESPACE,
@@ -45,7 +44,7 @@ from runbook_engine.sandbox.server import SandboxServer
 from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.loader import load_playbook
 
-from .helpers import CASES, PLANTED_SECRET, Recorder, load, seed_objects, three_phase
+from .helpers import CASES, PLANTED_SECRET, Recorder, load, seed_objects, three_phase, user_state
 
 CASE = CASES / "team_store"
 PLANTED = (PLANTED_SECRET, base64.b64encode(PLANTED_SECRET.encode()).decode())
@@ -58,7 +57,6 @@ REFS = [
     ObjectRef("v1", "Secret", "sre", "db-creds"),
     ObjectRef("apps/v1", "Deployment", "sre", "api"),
 ]
-CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
 GATE = '      pause_after: "verify the workloads, then resume"\n'
 
 
@@ -96,21 +94,6 @@ def server(tmp_path: Path) -> Iterator[SandboxServer]:
 
 def _cluster(server: SandboxServer) -> KubeCluster:
     return KubeCluster.from_kubeconfig(server.kubeconfig, None, "lab")
-
-
-def _user_state(cluster: KubeCluster) -> dict[str, Any]:
-    state: dict[str, Any] = {}
-    for ref in REFS:
-        obj = cluster.get(ref)
-        if obj is not None:
-            obj = strip_server_fields(obj)
-            annotations = obj["metadata"].get("annotations") or {}
-            for key in CONTROLLER_ANNOTATIONS:
-                annotations.pop(key, None)
-            if not annotations:
-                obj["metadata"].pop("annotations", None)
-        state[str(ref)] = obj
-    return state
 
 
 def _leaks(cluster: KubeCluster, text: str = "") -> list[str]:
@@ -157,7 +140,7 @@ def test_a_run_paused_on_one_machine_is_listed_resumed_and_completed_on_another(
         reference = Machine(tmp_path / "ref", other.kubeconfig, gate=False)
         code, out_ref = reference.cli(capsys, "run", str(reference.playbook), "-i", str(reference.inventory))
         assert code == 0, out_ref
-        assert _user_state(_cluster(server)) == _user_state(_cluster(other))
+        assert user_state(_cluster(server), REFS) == user_state(_cluster(other), REFS)
     [reference_id] = [r.id for r in RunStore(reference.state).list_runs()]
 
     keys = _change_keys(store_b, run_id)
@@ -188,17 +171,17 @@ def test_another_machine_rolls_back_a_phase_exactly(
     class Snapshot(Recorder):
         def __call__(self, event: Event) -> None:
             if event.kind is EventKind.PHASE_START and event.phase == "workloads":
-                before.update(_user_state(cluster))
+                before.update(user_state(cluster, REFS))
 
     engine, store_a = a.engine(Snapshot())
     [result] = engine.run(load_playbook(a.playbook, catalog=catalog()), load_inventory(a.inventory),
                           RunOptions(store=StoreMode.CLUSTER))
     store_a.close()
-    assert result.status is RunStatus.PAUSED and _user_state(cluster) != before
+    assert result.status is RunStatus.PAUSED and user_state(cluster, REFS) != before
 
     code, out_b = b.cli(capsys, "rollback", result.run_id, "--phase", "workloads", "-i", str(b.inventory))
     assert code == 3, out_b
-    assert _user_state(cluster) == before  # created deleted, updated restored (the Secret too), deleted back
+    assert user_state(cluster, REFS) == before  # created deleted, updated restored (the Secret too), deleted back
     secret = cluster.get(REFS[5]) or {}
     assert secret["data"]["password"] == PLANTED[1]  # restored from a pre-image sealed on machine A
     assert (cluster.get(REFS[0]) or {})["metadata"]["labels"]["istio-injection"] == "enabled"  # phase 1 kept
