@@ -8,8 +8,8 @@ A port selected by a ``Server`` admits only clients authorized by an ``Authoriza
 (targeting the Server or its namespace, every ``requiredAuthenticationRefs`` satisfied:
 ``MeshTLSAuthentication`` identities/identityRefs, ``NetworkAuthentication`` networks) or a
 ``ServerAuthorization``; everything else gets the Server's ``accessPolicy`` (default ``deny``).
-Kubelet probes are authorized by default on ports no Server selects
-(https://linkerd.io/2/features/server-policy/).
+Kubelet probes are authorized by default on ports no Server selects, and on a Server that no
+HTTPRoute attaches to (https://linkerd.io/2/features/server-policy/).
 """
 
 from __future__ import annotations
@@ -52,6 +52,23 @@ def _servers(view: MeshView, pod: o.Obj, port: int) -> list[o.Obj]:
         if o.namespace_of(s) == o.namespace_of(pod)
         and selector_from_object(o.spec(s).get("podSelector")).matches(o.labels(pod))
         and _port_matches(s, pod, port)
+    ]
+
+
+ROUTE_VERSIONS = ("policy.linkerd.io/v1beta3", "policy.linkerd.io/v1beta2", "policy.linkerd.io/v1beta1",
+                  "gateway.networking.k8s.io/v1")
+
+
+def _routes_of(view: MeshView, server: o.Obj) -> list[o.Obj]:
+    """The HTTPRoutes whose parentRefs name ``server``."""
+    return [
+        r
+        for r in view.kinds("HTTPRoute", *ROUTE_VERSIONS)
+        if o.namespace_of(r) == o.namespace_of(server)
+        and any(
+            ref.get("kind") == "Server" and ref.get("name") == o.name_of(server)
+            for ref in o.spec(r).get("parentRefs") or []
+        )
     ]
 
 
@@ -170,6 +187,10 @@ def authorize_linkerd(view: MeshView, pod: o.Obj, port: int, client: LinkerdClie
             ok, f"default inbound policy {policy} ({where}) {'admits' if ok else 'rejects'} the client"
         )
     server = servers[0]
+    if client.kubelet_probe and not _routes_of(view, server):
+        # Probe routes stay authorized on a Server without HTTPRoutes; once routes are declared,
+        # probes must be authorized like any request (https://linkerd.io/2/features/server-policy/).
+        return Decision(True, f"kubelet probes are authorized by default on Server {o.name_of(server)}")
     found = _authorization_policies_allow(view, server, client) or _server_authorizations_allow(
         view, server, client
     )
