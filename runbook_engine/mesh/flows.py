@@ -328,7 +328,9 @@ def _istio_accepts(view: MeshView, transport: Transport, target: Target, server:
         return where
     if mode.mode is MtlsMode.STRICT:
         raise _Stop(Outcome.RESET, f"{where}: plaintext is rejected, connection reset")
-    if mode.mode is MtlsMode.PERMISSIVE and flow.protocol is Protocol.SERVER_FIRST:
+    # ztunnel takes HBONE on its own port and passes plaintext through without inspecting it
+    sidecar = server.mesh is Mesh.ISTIO_SIDECAR
+    if sidecar and mode.mode is MtlsMode.PERMISSIVE and flow.protocol is Protocol.SERVER_FIRST:
         raise _Stop(
             Outcome.HANG,
             f"{where}: PERMISSIVE waits for the client's first bytes to detect TLS, "

@@ -11,10 +11,23 @@ Callers from outside the mesh — kubelet probes, the kube-apiserver calling web
 clients — are plaintext. HTTP probes are rewritten through pilot-agent and keep working under
 STRICT (https://istio.io/latest/docs/ops/configuration/mesh/app-health-check/); ztunnel lets the
 node's probes through (https://istio.io/latest/docs/ambient/architecture/traffic-redirection/).
-Egress to an external TLS endpoint (a ``tcp``/``server-first`` flow to ``external:host:port``) from
-a sidecar needs a ServiceEntry registering the host and port and a DestinationRule with
-``tls.mode: DISABLE`` for that port, so the client's own TLS passes through; otherwise the sidecar's
-TLS and the client's collide (double TLS) and the handshake fails. Each port is judged separately.
+A sidecar detects the protocol of every outbound connection to a port that does not declare one
+(a Service port named ``<protocol>[-suffix]`` or with ``appProtocol``) by waiting for the client's
+first bytes; a server-first protocol (MySQL, SMTP, a Postgres pooler that greets first) never sends
+them and ``meshConfig.protocolDetectionTimeout`` is ``0s`` (no timeout) by default, so the caller hangs,
+whatever the server's enrolment
+(https://istio.io/latest/docs/ops/deployment/application-requirements/#server-first-protocols,
+https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/).
+
+Egress to ``external:host:port`` from a sidecar: a host without a ServiceEntry goes to
+PassthroughCluster under the default ``outboundTrafficPolicy: ALLOW_ANY`` with the application's bytes
+untouched (BlackHoleCluster under ``REGISTRY_ONLY``), its undeclared port still sniffed as above
+(https://istio.io/latest/docs/tasks/traffic-management/egress/egress-control/). A ServiceEntry
+registers the host and declares the port's protocol; a DestinationRule for that host with
+``tls.mode`` SIMPLE/MUTUAL/ISTIO_MUTUAL then makes the sidecar originate TLS, which collides with an
+application that speaks TLS itself (double TLS: the handshake fails,
+https://istio.io/latest/docs/ops/common-problems/network-issues/#double-tls); ``tls.mode: DISABLE`` on
+that port lets the application's own TLS pass through. Each port is judged separately.
 """
 
 from __future__ import annotations
@@ -48,6 +61,11 @@ from runbook_engine.sandbox.physics.topology import (
 
 DR_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")
 HTTP_PROTOCOLS = (Protocol.HTTP, Protocol.GRPC)
+#: Protocols a Service port can declare by name prefix or appProtocol; any other port is sniffed.
+DECLARABLE_PROTOCOLS = frozenset(
+    {"http", "http2", "https", "grpc", "grpc-web", "tcp", "tls", "mongo", "mysql", "redis", "udp"}
+)
+ORIGINATING_TLS_MODES = ("SIMPLE", "MUTUAL", "ISTIO_MUTUAL")
 
 
 class Wire(StrEnum):
@@ -111,6 +129,7 @@ def resolve_service(view: MeshView, namespace: str, name: str, port: int) -> tup
         service=name,
         target_port=target_port,
         port_name=str(entry.get("name", "")),
+        app_protocol=str(entry.get("appProtocol") or ""),
         pod=pod,
         workload=o.workload_name(pod),
         dataplane=pod_dataplane(pod),
@@ -202,6 +221,9 @@ class ConnectionPhysics:
             probe = self._kubelet_probe(client, target, protocol)
             if probe is not None:
                 return probe
+        sniffed = self._sniffing_stalls(client, target, protocol)
+        if sniffed is not None:
+            return sniffed
         wire = self._wire(client, target)
         no_identity = self._client_without_identity(client, target, wire, protocol)
         if no_identity is not None:
@@ -254,6 +276,20 @@ class ConnectionPhysics:
             return None
         reason = f"client proxy has no valid certificate to originate mTLS: {problem}"
         return self._failed(Outcome.TLS_ERROR, [reason], client, target, wire, protocol)
+
+    @staticmethod
+    def _sniffing_stalls(client: Peer, target: Target, protocol: Protocol) -> FlowResult | None:
+        """A client sidecar sniffing an undeclared port waits forever for a server-first protocol."""
+        if client.dataplane is not Dataplane.SIDECAR or protocol is not Protocol.SERVER_FIRST:
+            return None
+        if declares_protocol(target.port_name, target.app_protocol):
+            return None
+        reason = (
+            f"{target.fqdn}:{target.port} declares no protocol (port name {target.port_name!r}, no "
+            "appProtocol): the client sidecar waits for the first bytes to detect it, and a server-first "
+            "protocol never sends them (protocolDetectionTimeout 0s)"
+        )
+        return _done(Outcome.HANG, [reason], client=client, target=target)
 
     def _wire(self, client: Peer, target: Target) -> Wire:
         if client.dataplane is Dataplane.SIDECAR:
@@ -316,6 +352,18 @@ class ConnectionPhysics:
         if failure is not None:
             outcome, why = failure
             return self._failed(outcome, [*reasons, why], client, target, wire, protocol)
+        if (
+            target.dataplane is Dataplane.SIDECAR
+            and mode is MtlsMode.PERMISSIVE
+            and wire is Wire.PLAIN
+            and protocol is Protocol.SERVER_FIRST
+        ):
+            # https://istio.io/latest/docs/ops/common-problems/network-issues/#mysql-connectivity-troubleshooting
+            why = (
+                "PERMISSIVE inspects the client's first bytes for TLS, and a server-first client sends "
+                "none: the connection stalls"
+            )
+            return _done(Outcome.HANG, [*reasons, why], client=client, target=target, wire=wire)
         principal = ""
         if wire is Wire.ISTIO_MTLS and client.pod is not None:
             td = self._client_trust_domain(client)
@@ -433,7 +481,33 @@ class ConnectionPhysics:
                 **common,
             )
         registered = _service_entry_covers(self.view, target.host, target.port)
-        if not registered and self.view.cp.registry_only():
+        if not registered:
+            return self._passthrough(client, target, protocol)
+        if protocol in HTTP_PROTOCOLS:
+            return _done(Outcome.OK, ["plain HTTP egress through the sidecar"], **common)
+        dr = destination_rule(self.view, client.namespace, target.host)
+        mode = dr_tls_mode(dr, target.port)
+        where = f"DestinationRule {o.namespace_of(dr or {})}/{o.name_of(dr or {})}"
+        if mode in ORIGINATING_TLS_MODES:
+            return _done(
+                Outcome.TLS_ERROR,
+                [
+                    f"{where} tls.mode {mode} on port {target.port}: the sidecar originates TLS over the "
+                    f"client's own TLS to {target.host}:{target.port} (double TLS)"
+                ],
+                **common,
+            )
+        why = f"{where} tls.mode DISABLE" if mode == "DISABLE" else "no DestinationRule originates TLS"
+        return _done(
+            Outcome.OK,
+            [f"ServiceEntry registers {target.host}:{target.port}; {why}: the client's TLS passes through"],
+            **common,
+        )
+
+    def _passthrough(self, client: Peer, target: Target, protocol: Protocol) -> FlowResult:
+        """Egress to a host no ServiceEntry registers: BlackHoleCluster or PassthroughCluster."""
+        common: dict[str, Any] = {"client": client, "target": target}
+        if self.view.cp.registry_only():
             return _done(
                 Outcome.RESET,
                 [
@@ -443,31 +517,18 @@ class ConnectionPhysics:
                 http_status=502,
                 **common,
             )
-        if protocol in HTTP_PROTOCOLS:
-            return _done(Outcome.OK, ["plain HTTP egress through the sidecar"], **common)
-        dr = destination_rule(self.view, client.namespace, target.host) if registered else None
-        mode = dr_tls_mode(dr, target.port)
-        if registered and mode == "DISABLE":
+        if protocol is Protocol.SERVER_FIRST:
             return _done(
-                Outcome.OK,
+                Outcome.HANG,
                 [
-                    f"ServiceEntry and DestinationRule {o.namespace_of(dr or {})}/"
-                    f"{o.name_of(dr or {})} tls.mode DISABLE on port {target.port}: "
-                    "the client's TLS passes through"
+                    f"no ServiceEntry declares {target.host}:{target.port}: the sidecar sniffs the "
+                    "undeclared port for the client's first bytes, which a server-first protocol never sends"
                 ],
                 **common,
             )
-        why = (
-            f"DestinationRule tls.mode {mode}"
-            if mode
-            else f"no ServiceEntry + DestinationRule tls.mode DISABLE covers port {target.port}"
-        )
         return _done(
-            Outcome.TLS_ERROR,
-            [
-                f"sidecar originates TLS over the client's TLS to {target.host}:"
-                f"{target.port} (double TLS): {why}"
-            ],
+            Outcome.OK,
+            [f"ALLOW_ANY: PassthroughCluster forwards the client's bytes to {target.host}:{target.port} untouched"],
             **common,
         )
 
@@ -482,6 +543,13 @@ def _hosts(target: Target) -> tuple[str, ...]:
         f"{short}:{target.port}",
         f"{target.service}:{target.port}",
     )
+
+
+def declares_protocol(port_name: str, app_protocol: str) -> bool:
+    """Whether a Service port selects its protocol explicitly (``appProtocol`` or a name prefix)."""
+    if app_protocol:
+        return True
+    return port_name.lower().split("-", 1)[0] in DECLARABLE_PROTOCOLS
 
 
 def _service_entry_covers(view: MeshView, host: str, port: int) -> bool:

@@ -71,6 +71,7 @@ class Target:
     service: str = ""
     target_port: int = 0
     port_name: str = ""
+    app_protocol: str = ""
     pod: o.Obj | None = None
     workload: str = ""
     dataplane: Dataplane = Dataplane.NONE

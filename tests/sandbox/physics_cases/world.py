@@ -198,6 +198,8 @@ class World:
         service_port: int | None = None,
         image: str | None = None,
         args: list[str] | None = None,
+        port_name: str = "http",
+        app_protocol: str | None = None,
     ) -> Obj:
         """A Deployment-like workload: a selector, one running pod, and a Service on ``port``."""
         self.namespace(ns)
@@ -218,7 +220,14 @@ class World:
                     "metadata": {"name": name, "namespace": ns},
                     "spec": {
                         "selector": {"app": name},
-                        "ports": [{"name": "http", "port": service_port or port, "targetPort": port}],
+                        "ports": [
+                            {
+                                "name": port_name,
+                                "port": service_port or port,
+                                "targetPort": port,
+                                **({"appProtocol": app_protocol} if app_protocol else {}),
+                            }
+                        ],
                     },
                 }
             )
