@@ -9,7 +9,7 @@ from failures that were already there (PRE-EXISTING).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from runbook_engine.checks.base import Baseline, PodHealth
@@ -19,14 +19,15 @@ from runbook_engine.kube.health import controller_of, pod_problem, pod_ready, po
 #: Intermediate owners and the kind of the object that owns them: (apiVersion, kind).
 _INTERMEDIATE: dict[str, tuple[str, str]] = {"ReplicaSet": ("apps/v1", "ReplicaSet"), "Job": ("batch/v1", "Job")}
 
+Lister = Callable[[str, str], Sequence[Obj]]  # (apiVersion, kind) -> every object of the kind
 Owners = Mapping[tuple[str, str, str], tuple[str, str] | None]  # (kind, ns, name) -> its controller
 
 
-def intermediate_owners(cluster: Cluster) -> dict[tuple[str, str, str], tuple[str, str] | None]:
+def intermediate_owners(list_kind: Lister) -> dict[tuple[str, str, str], tuple[str, str] | None]:
     """Controllers of every ReplicaSet and Job, one list call per kind."""
     out: dict[tuple[str, str, str], tuple[str, str] | None] = {}
     for kind, (api_version, _) in _INTERMEDIATE.items():
-        for obj in cluster.list(api_version, kind):
+        for obj in list_kind(api_version, kind):
             meta = obj.get("metadata") or {}
             out[(kind, str(meta.get("namespace") or ""), str(meta.get("name")))] = controller_of(obj)
     return out
@@ -61,6 +62,11 @@ def pod_health(pod: Obj, owners: Owners) -> PodHealth:
 
 def take_baseline(cluster: Cluster, now: dt.datetime | None = None) -> Baseline:
     """Every pod's health, now."""
-    owners = intermediate_owners(cluster)
-    pods = sorted(cluster.list("v1", "Pod"), key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"]))
+    return baseline_of(cluster.list, now)
+
+
+def baseline_of(list_kind: Lister, now: dt.datetime | None = None) -> Baseline:
+    """Every pod's health, from ``list_kind(apiVersion, kind)`` (all namespaces; only read)."""
+    owners = intermediate_owners(list_kind)
+    pods = sorted(list_kind("v1", "Pod"), key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"]))
     return Baseline(now or dt.datetime.now(dt.UTC), tuple(pod_health(p, owners) for p in pods))

@@ -163,7 +163,7 @@ class PodsNotStuck(Check[PodsNotStuckArgs]):
             parse_selector(args.selector)
         pods = [p for ns in scopes(args.namespaces) for p in ctx.cluster.list("v1", "Pod", ns, args.selector)
                 if not pod_completed(p) and PROBE_LABEL not in (p["metadata"].get("labels") or {})]
-        owners = intermediate_owners(ctx.cluster)
+        owners = intermediate_owners(ctx.cluster.list)
         before = ctx.baseline.unhealthy_owners() if ctx.baseline is not None else set()
         findings, stuck = [], []
         for pod in pods:

@@ -134,7 +134,7 @@ class PodsHealthy(Check[PodsHealthyArgs]):
 
     @staticmethod
     def _findings(ctx: CheckContext, pods: list[Obj], max_restarts: int) -> list[Finding]:
-        owners = intermediate_owners(ctx.cluster)
+        owners = intermediate_owners(ctx.cluster.list)
         out = []
         for pod in pods:
             problem, restarts_only = problem_of(pod, ctx.baseline, max_restarts)

@@ -14,6 +14,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from runbook_engine.kube.merge import clone
+from runbook_engine.kube.redact import LAST_APPLIED
+
 Obj = dict[str, Any]
 
 SERVER_METADATA = frozenset(
@@ -23,20 +26,28 @@ SERVER_METADATA = frozenset(
 
 
 def strip_server_fields(obj: Mapping[str, Any]) -> Obj:
-    """A copy of ``obj`` without status and server-managed metadata: what a user would apply."""
-    out = copy.deepcopy(dict(obj))
-    out.pop("status", None)
-    meta = dict(out.get("metadata") or {})
-    for key in SERVER_METADATA:
-        meta.pop(key, None)
-    annotations = dict(meta.get("annotations") or {})
-    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
-    if annotations:
-        meta["annotations"] = annotations
-    else:
-        meta.pop("annotations", None)
-    out["metadata"] = meta
+    """A copy of ``obj`` without status and server-managed metadata: what a user would apply.
+
+    Only what is kept is copied (``managedFields`` and ``status`` are often most of a live object)."""
+    out: Obj = {}
+    for key, value in obj.items():
+        if key == "metadata":
+            out[key] = _user_metadata(value or {})
+        elif key != "status":
+            out[key] = clone(value)
+    if "metadata" not in out:
+        out["metadata"] = {}
     return out
+
+
+def _user_metadata(meta: Mapping[str, Any]) -> Obj:
+    kept = {k: clone(v) for k, v in meta.items() if k not in SERVER_METADATA}
+    annotations = {k: v for k, v in (kept.get("annotations") or {}).items() if k != LAST_APPLIED}
+    if annotations:
+        kept["annotations"] = annotations
+    else:
+        kept.pop("annotations", None)
+    return kept
 
 
 def contains(whole: Any, part: Any) -> bool:

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from runbook_engine.checks.baseline import take_baseline
+from runbook_engine.bulk import gc_paused
+from runbook_engine.checks.baseline import baseline_of
 from runbook_engine.checks.live import VIEW_KINDS, control_plane_namespaces
 from runbook_engine.checks.reachability import expected
 from runbook_engine.engine.checkpoint import decide
@@ -302,7 +303,8 @@ def _requests(cluster: Cluster) -> Counter[str]:
 def _simulate(sim_cluster: PlanCluster, playbook: PlaybookSpec, inventory: InventorySpec, cluster: str,
               options: RunOptions, sink: Boundaries) -> tuple[RunStore, RunResult]:
     store = RunStore.in_memory()
-    engine = Engine(store, connect=fixed_connector({cluster: sim_cluster}), sink=sink, baseline=take_baseline)
+    engine = Engine(store, connect=fixed_connector({cluster: sim_cluster}), sink=sink,
+                    baseline=lambda _: baseline_of(sim_cluster.shared))  # read only: no copies
     [result] = engine.run(playbook, inventory, options)
     return store, result
 
@@ -311,6 +313,12 @@ def plan_cluster(live: Cluster, playbook: PlaybookSpec, inventory: InventorySpec
                  options: PlanOptions, *, start_at: str | None = None,
                  facts: Mapping[str, Any] | None = None) -> Plan:
     """Plan ``playbook`` on the inventory cluster ``cluster``, reached as ``live`` (read only, dry runs)."""
+    with gc_paused():  # a snapshot is a few million small dicts: see ``runbook_engine.bulk``
+        return _plan_cluster(live, playbook, inventory, cluster, options, start_at, facts)
+
+
+def _plan_cluster(live: Cluster, playbook: PlaybookSpec, inventory: InventorySpec, cluster: str,
+                  options: PlanOptions, start_at: str | None, facts: Mapping[str, Any] | None) -> Plan:
     spec = inventory.clusters[cluster]
     counted, clock = _requests(live), _Clock()
     sim_cluster = snapshot(live)

@@ -703,7 +703,8 @@ class Engine:
                options: RunOptions) -> _Run:
         spec = inventory.clusters[record.cluster]
         stored = self.store.baseline(record.id)
-        return _Run(record, playbook, inventory, spec, cluster, CachingCluster(cluster), options,
+        reader = CachingCluster(cluster, enabled=not options.simulate)  # a simulation is memory already
+        return _Run(record, playbook, inventory, spec, cluster, reader, options,
                     phases_for(playbook, inventory, spec.name),
                     baseline=Baseline.from_dict(stored) if stored else None)
 

@@ -29,8 +29,11 @@ _Key = tuple[str, str, str | None, str]  # (apiVersion, kind, namespace or None 
 class CachingCluster:
     """A ``Cluster`` that answers repeated reads within a phase from memory."""
 
-    def __init__(self, inner: Cluster) -> None:
+    def __init__(self, inner: Cluster, *, enabled: bool = True) -> None:
+        """``enabled=False`` passes every read through: for a cluster that is memory already (a plan's
+        simulation), where a cache would only copy each answer a second time."""
         self._inner = inner
+        self._enabled = enabled
         self._lists: dict[_Key, list[Obj]] = {}
         self._lock = threading.Lock()
         self.hits = 0
@@ -68,6 +71,8 @@ class CachingCluster:
         namespace: str | None = None,
         label_selector: str | None = None,
     ) -> builtins.list[Obj]:
+        if not self._enabled:
+            return self._inner.list(api_version, kind, namespace, label_selector)
         key: _Key = (api_version, kind, namespace or None, label_selector or "")
         with self._lock:
             cached = self._answer(key)
@@ -81,6 +86,8 @@ class CachingCluster:
         return items
 
     def get(self, ref: ObjectRef) -> Obj | None:
+        if not self._enabled:
+            return self._inner.get(ref)
         with self._lock:
             covering = self._covering(ref.api_version, ref.kind, ref.namespace or None, "")
             found = next((o for o in covering or () if ObjectRef.of(o) == ref), None)

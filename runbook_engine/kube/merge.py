@@ -512,7 +512,9 @@ def record_update(before: Obj, after: Obj, *, manager: str, now: str) -> Obj:
     old, new = leaf_values(before), leaf_values(after)
     changed = {p for p, v in new.items() if old.get(p, _MISSING) != v}
     removed = old.keys() - new.keys()
-    result = clone(after)
+    # a new top level and metadata: stored objects are replaced on write, never edited in place, so
+    # the rest may be shared with ``after``
+    result = {**after, "metadata": dict(after.get("metadata") or {})}
     entries = []
     mine: set[Path] = set()
     for entry in _entries(before):

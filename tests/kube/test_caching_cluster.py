@@ -102,3 +102,13 @@ def test_new_phase_rereads_and_cached_results_are_copies() -> None:
     assert names(cache.list("v1", "ConfigMap")) == ["a", "b", "c"]
     cache.new_phase()
     assert names(cache.list("v1", "ConfigMap")) == ["a", "b", "c", "e"]
+
+
+def test_disabled_passes_every_read_through_to_the_cluster() -> None:
+    inner = MemoryCluster([cm("a", "x"), cm("b", "x")])
+    cache = CachingCluster(inner, enabled=False)
+    assert names(cache.list("v1", "ConfigMap")) == ["a", "b"]
+    assert names(cache.list("v1", "ConfigMap", "x")) == ["a", "b"]
+    assert cache.get(ObjectRef("v1", "ConfigMap", "x", "a")) is not None
+    assert inner.requests == {"list ConfigMap": 2, "get ConfigMap": 1}
+    assert (cache.hits, cache.misses) == (0, 0)
