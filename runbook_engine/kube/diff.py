@@ -10,7 +10,6 @@ Secret ``stringData`` is compared as the ``data`` the server stores it as, so a 
 
 from __future__ import annotations
 
-import copy
 import difflib
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +25,7 @@ _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def comparable(obj: Mapping[str, Any], *, include_status: bool = False) -> dict[str, Any]:
     """``obj`` redacted and without server-populated fields: what a diff compares."""
-    out = redact_object(fold_string_data(copy.deepcopy(dict(obj))))
+    out = redact_object(fold_string_data(dict(obj)))  # folding edits the top level only; redacting copies
     if not include_status:
         out.pop("status", None)
     meta = {k: v for k, v in (out.get("metadata") or {}).items() if k not in SERVER_METADATA}

@@ -185,7 +185,8 @@ class MemoryCluster:
                     f"{ref}: a patch may not change apiVersion, kind, namespace or name", status=422, reason="Invalid"
                 )
             self._check_preconditions(live, patched)
-            result = record_update(live, patched, manager=field_manager, now=_now())
+            scope = patch if patch_type is PatchType.MERGE else None
+            result = record_update(live, patched, manager=field_manager, now=_now(), merge_patch=scope)
             return self._store(ref, live, result, dry_run=dry_run)
 
     def delete(

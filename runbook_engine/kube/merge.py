@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar, cast
 
 from runbook_engine.errors import ConflictError, InvalidObjectError
@@ -507,24 +507,60 @@ def _replace_entry(obj: Obj, manager: str, operation: str, api_version: str, pat
     return obj
 
 
-def record_update(before: Obj, after: Obj, *, manager: str, now: str) -> Obj:
-    """``after`` with ownership of every field a non-apply write changed moved to ``manager``."""
-    old, new = leaf_values(before), leaf_values(after)
+def record_update(before: Obj, after: Obj, *, manager: str, now: str, merge_patch: Any = None) -> Obj:
+    """``after`` with ownership of every field a non-apply write changed moved to ``manager``.
+
+    ``merge_patch``, when the write was that RFC 7386 patch, bounds where fields can have changed
+    (only under the keys it names), so only those subtrees are compared; managers owning none of
+    the changed fields keep their entries untouched."""
+    old, new = _changeable_leaves(before, merge_patch), _changeable_leaves(after, merge_patch)
     changed = {p for p, v in new.items() if old.get(p, _MISSING) != v}
-    removed = old.keys() - new.keys()
+    touched = changed | (old.keys() - new.keys())
     # a new top level and metadata: stored objects are replaced on write, never edited in place, so
     # the rest may be shared with ``after``
     result = {**after, "metadata": dict(after.get("metadata") or {})}
     entries = []
     mine: set[Path] = set()
     for entry in _entries(before):
-        owned = _owned(entry) - removed
         if _is(entry, manager, "Update"):
-            mine = owned
+            mine = _owned(entry) - (touched - changed)
+        elif _owns_any(entry.get("fieldsV1") or {}, touched):
+            entries.append({**entry, "fieldsV1": to_fields_v1(_owned(entry) - touched)})
         else:
-            entries.append({**entry, "fieldsV1": to_fields_v1(owned - changed)})
-    result.setdefault("metadata", {})["managedFields"] = entries
+            entries.append(entry)
+    result["metadata"]["managedFields"] = entries
     return _replace_entry(result, manager, "Update", str(after.get("apiVersion")), mine | changed, now)
+
+
+def _changeable_leaves(obj: Mapping[str, Any], merge_patch: Any) -> dict[Path, Any]:
+    """The user-owned leaves of ``obj`` a write can have changed: all, or those under a merge patch's keys."""
+    if not isinstance(merge_patch, Mapping):
+        return leaf_values(obj)
+    scoped = _under(obj, merge_patch)
+    return leaf_values(scoped) if isinstance(scoped, dict) else {}
+
+
+def _under(value: Any, patch: Any) -> Any:
+    """The part of ``value`` that ``patch`` names (``_MISSING`` when none of it exists)."""
+    if not (isinstance(patch, Mapping) and isinstance(value, dict)) or not value:
+        return value
+    named = ((key, _under(value[key], sub)) for key, sub in patch.items() if key in value)
+    kept = {key: part for key, part in named if part is not _MISSING}
+    return kept or _MISSING
+
+
+def _owns_any(fields: Mapping[str, Any], paths: Iterable[Path]) -> bool:
+    """Whether the ``fieldsV1`` map ``fields`` has any of ``paths`` as a leaf."""
+    for path in paths:
+        node: Any = fields
+        for element in path:
+            node = node.get(element, _MISSING) if isinstance(node, dict) else _MISSING
+            if node is _MISSING:
+                break
+        else:
+            if not (isinstance(node, dict) and node):
+                return True
+    return False
 
 
 def spec_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:

@@ -143,3 +143,36 @@ def test_applying_the_same_configuration_twice_changes_nothing(
     config = {**_cm(data, labels), "spec": {"containers": containers}}
     once = server_side_apply(None, config, manager="m", force=False, now=NOW)
     assert server_side_apply(once, config, manager="m", force=False, now=NOW) == once
+
+
+def _deployment_with_two_managers() -> dict[str, Any]:
+    seeded = record_update({"apiVersion": "apps/v1", "metadata": {}}, {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "sre", "labels": {"app": "api", "tier": "web"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
+                 "template": {"metadata": {"labels": {"app": "api"}},
+                              "spec": {"containers": [{"name": "app", "image": "api:1"}]}}},
+    }, manager="kubectl-create", now="2026-01-01T00:00:00Z")
+    patched = merge_patch(seeded, {"metadata": {"labels": {"team": "sre"}}})
+    return record_update(seeded, patched, manager="labeller", now="2026-01-02T00:00:00Z")
+
+
+MERGE_PATCHES = [
+    {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}},
+    {"metadata": {"labels": {"tier": None, "team": "platform"}}},
+    {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "api:2"}]}}}},
+    {"spec": {"replicas": 3, "paused": True}},
+    {"spec": {"template": {"metadata": None}}},
+    {"metadata": {"annotations": {"note": "x"}}, "spec": {"selector": {"matchLabels": {"app": "api"}}}},
+]
+
+
+@pytest.mark.parametrize("patch", MERGE_PATCHES)
+def test_ownership_of_a_merge_patch_is_the_same_whether_or_not_it_is_scoped_by_the_patch(patch: Any) -> None:
+    before = _deployment_with_two_managers()
+    after = merge_patch(before, patch)
+    now = "2026-01-03T00:00:00Z"
+    full = record_update(before, after, manager="runbook-engine", now=now)
+    scoped = record_update(before, after, manager="runbook-engine", now=now, merge_patch=patch)
+    assert scoped == full
+    assert "kubectl-create" in {e["manager"] for e in full["metadata"]["managedFields"]}
