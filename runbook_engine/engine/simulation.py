@@ -16,12 +16,14 @@ planner predicts those flows with the mesh rules instead.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import chain
 from typing import Any
 
+from runbook_engine.bulk import gc_paused
 from runbook_engine.checks.probe import PROBE_LABEL
 from runbook_engine.errors import ClusterError
 from runbook_engine.kube.cluster import FIELD_MANAGER, Cluster, Obj, PatchType, Propagation
@@ -74,9 +76,9 @@ def _is_probe(obj: Mapping[str, Any]) -> bool:
 class PlanCluster(MemoryCluster):
     """A ``MemoryCluster`` that records its writes per phase and refuses probe pods."""
 
-    def __init__(self, objects: list[Obj], name: str) -> None:
+    def __init__(self, objects: Iterable[Obj], name: str) -> None:
         super().__init__((), name=name)
-        for obj in objects:  # freshly read from the API: nobody else holds them, no copy needed
+        for obj in objects:  # freshly read from the API: nobody else holds them, stored without a copy
             self._load(obj, copy=False)
         self.phase = NOT_A_PHASE
         self.rolling_back = False
@@ -131,15 +133,23 @@ class PlanCluster(MemoryCluster):
 
 
 def _listed(live: Cluster, kind: tuple[str, str]) -> list[Obj]:
+    """One list call; items without ``apiVersion``/``kind`` get the listed ones (in place: a list
+    answers with the caller's own objects)."""
     api_version, name = kind
-    return [{**o, "apiVersion": o.get("apiVersion") or api_version, "kind": o.get("kind") or name}
-            for o in live.list(api_version, name)]
+    items = live.list(api_version, name)
+    for obj in items:
+        if not obj.get("apiVersion"):
+            obj["apiVersion"] = api_version
+        if not obj.get("kind"):
+            obj["kind"] = name
+    return items
 
 
 def snapshot(live: Cluster, kinds: list[tuple[str, str]] | None = None, *, workers: int = 4) -> PlanCluster:
     """The live cluster's objects of ``kinds`` (default: every planned kind), one list call per kind, the
-    calls ``workers`` at a time (the server answers one while the client decodes another)."""
+    calls ``workers`` at a time (the server answers one while the client decodes another), each list
+    loaded as it arrives, in order; the garbage collector rests meanwhile (``runbook_engine.bulk``)."""
     wanted = kinds if kinds is not None else snapshot_kinds()
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        lists = list(pool.map(lambda kind: _listed(live, kind), wanted))
-    return PlanCluster([o for items in lists for o in items], name=live.name)
+    with gc_paused(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        lists = pool.map(lambda kind: _listed(live, kind), wanted)
+        return PlanCluster(chain.from_iterable(lists), name=live.name)

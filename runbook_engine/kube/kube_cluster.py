@@ -433,8 +433,9 @@ def _configuration() -> Any:
 
 
 def _with_type(obj: Any, info: KindInfo) -> Obj:
-    """List items come without ``apiVersion``/``kind``; put them back."""
-    out: Obj = dict(obj) if isinstance(obj, dict) else {}
+    """List items come without ``apiVersion``/``kind``; put them back (in place: ``obj`` is freshly
+    decoded from a response, nobody else holds it)."""
+    out: Obj = obj if isinstance(obj, dict) else {}
     out.setdefault("apiVersion", info.api_version)
     out.setdefault("kind", info.kind)
     return out

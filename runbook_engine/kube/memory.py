@@ -358,8 +358,10 @@ class MemoryCluster:
         ref = self._ref_of(obj)
         stored = self._with_identity(obj, ref) if copy else self._identify(dict(obj), ref)
         meta = stored["metadata"]
-        meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("creationTimestamp", _now())
+        if "uid" not in meta:  # not ``setdefault``: a snapshot's objects all have one, and uuid4 is slow
+            meta["uid"] = str(uuid.uuid4())
+        if "creationTimestamp" not in meta:
+            meta["creationTimestamp"] = _now()
         meta.setdefault("generation", 1)
         rv = str(meta.get("resourceVersion") or "")
         self._rv = max(self._rv, int(rv)) if rv.isdigit() else self._rv + 1

@@ -10,9 +10,9 @@ reads possible:
 
 - ``get``, ``list``, ``all_objects``, ``dependents``, ``dump`` and the return value of every write
   are the caller's own copies, free to change;
-- ``peek``, ``scan``, ``scan_all`` and ``scan_namespace`` hand out the stored objects themselves, for
-  code that only inspects (list responses, indexes, selectors). They are read-only: changing one
-  would change the cluster behind the store's back.
+- ``peek``, ``scan``, ``scan_sorted``, ``scan_all`` and ``scan_namespace`` hand out the stored
+  objects themselves, for code that only inspects (list responses, indexes, selectors). They are
+  read-only: changing one would change the cluster behind the store's back.
 
 Listeners and watch events get the committed object itself, one object shared by every listener and
 every watch, so they too must treat it as read-only (copy it before changing anything). Lists are
@@ -252,6 +252,16 @@ class Store:
                 return list(spaces.get(namespace, {}).values())
             return [obj for names in spaces.values() for obj in names.values()]
 
+    def scan_sorted(self, api_version: str, kind: str, namespace: str | None = None) -> builtins.list[Obj]:
+        """``scan`` in the API server's list order, by namespace then name (read-only).
+
+        Sorts the index's keys, which are those two strings, so no key is computed per object.
+        """
+        with self.lock:
+            spaces = self._index.by_kind.get((api_version, kind)) or {}
+            chosen = [namespace] if namespace is not None else sorted(spaces)
+            return [names[name] for names in (spaces.get(ns) or {} for ns in chosen) for name in sorted(names)]
+
     def scan_all(self) -> builtins.list[Obj]:
         """Every stored object (read-only), in the order they were first stored."""
         with self.lock:
@@ -275,7 +285,7 @@ class Store:
         for obj in objects:
             hit = self._json.get(id(obj))
             if hit is None or hit[0] is not obj:
-                hit = (obj, json.dumps(obj, separators=_COMPACT).encode())
+                hit = (obj, _ENCODER.encode(obj).encode())
                 fresh.append(hit)
             out.append(hit[1])
         if fresh:
@@ -541,6 +551,10 @@ def crd_kinds(crd: Obj) -> list[KindInfo]:
 
 _CRD_KEY = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 _COMPACT = (",", ":")
+#: Compact JSON for stored objects, one encoder for all of them (``encode`` is safe from any thread).
+#: Without the cycle check, which costs a lookup per dict and list: a stored object is a tree, decoded
+#: from JSON or copied with ``json_copy``.
+_ENCODER = json.JSONEncoder(separators=_COMPACT, check_circular=False)
 _HISTORY = 20000
 
 

@@ -118,6 +118,18 @@ def test_field_selectors_on_name_namespace_phase_and_node(core: client.CoreV1Api
     assert err.value.status == 400 and "field label not supported" in _error(err.value)["message"]
 
 
+def test_lists_come_in_namespace_then_name_order(core: client.CoreV1Api) -> None:
+    core.create_namespace({"metadata": {"name": "alpha"}})
+    created = ((NS, "zeta"), ("alpha", "omega"), (NS, "beta"), ("alpha", "delta"), (NS, "alpha"))
+    for namespace, name in created:
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name}})
+
+    listed = [(c.metadata.namespace, c.metadata.name) for c in core.list_config_map_for_all_namespaces().items]
+    assert [item for item in listed if item in created] == sorted(created)
+    in_default = [c.metadata.name for c in core.list_namespaced_config_map(NS).items]
+    assert [name for name in in_default if (NS, name) in created] == ["alpha", "beta", "zeta"]
+
+
 def test_list_pages_with_limit_and_continue(core: client.CoreV1Api) -> None:
     for i in range(5):
         core.create_namespaced_config_map(NS, {"metadata": {"name": f"cm-{i}"}})
