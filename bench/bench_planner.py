@@ -3,9 +3,9 @@
 For each size (default 1,000 / 2,500 / 5,000 workloads over 200 namespaces, four flows per
 workload, so 20,000 flows at 5,000), it generates the platform, starts the sandbox on it in its own
 process (``runbook sandbox up --detach``: the API server is not in the planner's process, as in
-production) and waits until its controllers have created every pod, then plans a four-phase Istio
-rollout — control plane, enrol every namespace, restart every Deployment, mesh-wide STRICT — through
-the same code path as
+production) and waits until its controllers have created every pod and the platform is steady, then
+plans a four-phase Istio rollout — control plane, enrol every namespace, restart every Deployment,
+mesh-wide STRICT — through the same code path as
 ``runbook plan``: one snapshot of the cluster, the runner simulating every phase, flow predictions
 before and after each phase, and one ``dryRun=All`` request per changed object. It prints the wall
 time of the plan (split into snapshot, simulation and the rest), and the API requests it sent,
@@ -110,6 +110,27 @@ def _pods_created(cluster: Cluster) -> bool:
     return True
 
 
+def _last_change(cluster: Cluster) -> int:
+    """The newest resourceVersion among pods and workloads: it stops moving once the platform is steady."""
+    kinds = (("v1", "Pod"), ("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "ReplicaSet"))
+    return max((int(o["metadata"].get("resourceVersion") or 0) for v, k in kinds for o in cluster.list(v, k)),
+               default=0)
+
+
+def _wait_steady(cluster: Cluster, deadline: float) -> None:
+    """Until every workload has its pods and nothing changed for two seconds: a running platform, as an
+    SRE plans against it, not one still starting (whose server would be busy creating pods)."""
+    while not _pods_created(cluster) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    last = -1
+    while time.monotonic() < deadline:
+        current = _last_change(cluster)
+        if current == last:
+            return
+        last = current
+        time.sleep(2.0)
+
+
 @contextmanager
 def sandbox(scenario: Path, state: Path) -> Iterator[Cluster]:
     """A sandbox of ``scenario`` in a separate process, once every workload has created its pods."""
@@ -118,9 +139,7 @@ def sandbox(scenario: Path, state: Path) -> Iterator[Cluster]:
                    check=True, stdout=subprocess.DEVNULL)
     try:
         cluster = KubeCluster.from_kubeconfig(state / "kubeconfig", None, "bench")
-        deadline = time.monotonic() + 600
-        while not _pods_created(cluster) and time.monotonic() < deadline:
-            time.sleep(1.0)
+        _wait_steady(cluster, time.monotonic() + 600)
         yield cluster
     finally:
         subprocess.run([*runbook, "sandbox", "down", "--state", str(state)], check=False, stdout=subprocess.DEVNULL)
