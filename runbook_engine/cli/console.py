@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from runbook_engine.engine.events import Event, EventKind, TaskStatus
-from runbook_engine.engine.runner import RunResult
+from runbook_engine.engine.run_model import RunResult
 from runbook_engine.kube.diff import diff_objects
 from runbook_engine.kube.redact import redact_text
 

@@ -30,9 +30,11 @@ from runbook_engine.cli.sandbox_cmd import sandbox
 from runbook_engine.engine.connect import Connector
 from runbook_engine.engine.journal import RunRecord, RunStatus, RunStore
 from runbook_engine.engine.modules import catalog
+from runbook_engine.engine.phases import target_clusters
 from runbook_engine.engine.planner import PlanGate
 from runbook_engine.engine.report_files import AutoReports
-from runbook_engine.engine.runner import Engine, PhaseGate, RunOptions, RunResult, target_clusters
+from runbook_engine.engine.run_model import PhaseGate, RunOptions, RunResult
+from runbook_engine.engine.runner import Engine
 from runbook_engine.engine.team_store import Replicator, StoreMode, bring_home, check_store_settings, cluster_runs
 from runbook_engine.errors import Location, RunbookError, RunStateError, UserInputError, UserInputErrors
 from runbook_engine.kube.redact import redact_text

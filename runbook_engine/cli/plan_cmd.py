@@ -24,7 +24,7 @@ from runbook_engine.engine.connect import Connector
 from runbook_engine.engine.plan_markdown import plan_markdown
 from runbook_engine.engine.plan_model import FlowPlan, PhasePlan, PhaseStatus, Plan
 from runbook_engine.engine.planner import DEFAULT_TELEMETRY_HOURS, Planner, PlanOptions
-from runbook_engine.engine.runner import RunOptions
+from runbook_engine.engine.run_model import RunOptions
 from runbook_engine.spec.model import InventorySpec, PlaybookSpec
 
 EXIT_OK, EXIT_BREAKS = 0, 2

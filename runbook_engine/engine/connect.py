@@ -4,11 +4,13 @@ A cluster with ``sandbox: <scenario>`` is started in-process, its state kept und
 ``<state_dir>/sandbox/<cluster>/`` so a later ``resume`` finds the same objects, and reached
 through ``KubeCluster`` over HTTPS with the kubeconfig the sandbox writes: the same client path
 as production. The sandbox is stopped when the connection closes.
+
+``fixed_connector`` hands out clusters the caller already built (the planner's snapshot, tests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -58,3 +60,14 @@ class Connector:
 
     def __call__(self, spec: ClusterSpec) -> AbstractContextManager[Cluster]:
         return connect(spec, self.state_dir)
+
+
+@contextmanager
+def existing_cluster(cluster: Cluster) -> Iterator[Cluster]:
+    """A connector result for a cluster object the caller already holds (tests, the planner)."""
+    yield cluster
+
+
+def fixed_connector(clusters: Mapping[str, Cluster]) -> ClusterConnector:
+    """A connector that hands out already-built clusters by inventory name."""
+    return lambda spec: existing_cluster(clusters[spec.name])

@@ -33,7 +33,8 @@ from runbook_engine.checks.membership import opted_out, workloads_in
 from runbook_engine.engine.events import EventKind
 from runbook_engine.engine.journal import ChangeState, RunRecord, RunStatus, RunStore, Stage
 from runbook_engine.engine.modules import catalog
-from runbook_engine.engine.runner import RunOptions, phases_for
+from runbook_engine.engine.phases import phases_for
+from runbook_engine.engine.run_model import RunOptions
 from runbook_engine.errors import RunbookError
 from runbook_engine.kube.cluster import Cluster
 from runbook_engine.kube.flow import Flow, Outcome

@@ -9,6 +9,8 @@ template and so restarts the workload again with the restored configuration.
 
 Each undo is itself journaled write-ahead (``undo_of`` the original), and the original is marked
 ``reverted`` after it, so a rollback interrupted by a crash is completed by running it again.
+``phases_to_undo`` says which phases a rollback request covers: the last phase that changed
+something back to the named one.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from runbook_engine.engine.executor import EXACT, RESTART_VALUE, is_applied, restart_annotation, write_change
-from runbook_engine.engine.journal import ChangeOrigin, ChangeRecord, ChangeState, RunStore
+from runbook_engine.engine.journal import ChangeOrigin, ChangeRecord, ChangeState, RunRecord, RunStore
 from runbook_engine.engine.objects import strip_server_fields
+from runbook_engine.errors import RunStateError
 from runbook_engine.kube.change import Change, ChangeKind
 from runbook_engine.kube.cluster import Cluster, Obj
 
@@ -45,6 +48,19 @@ def undo_order(records: Sequence[ChangeRecord]) -> list[ChangeRecord]:
     others = [r for r in newest_first if r.change.kind is not ChangeKind.RESTART]
     restarts = [r for r in newest_first if r.change.kind is ChangeKind.RESTART]
     return others + restarts
+
+
+def phases_to_undo(store: RunStore, record: RunRecord, phase: str | None) -> list[tuple[int, str]]:
+    """The (index, name) of each phase with applied changes, newest first, down to ``phase`` (all when None)."""
+    applied = {(c.phase_index, c.phase) for c in store.changes(record.id, undo=False)}
+    ordered = sorted(applied, reverse=True)
+    if phase is None:
+        return ordered
+    matches = [i for i, n in ordered if n == phase]
+    if not matches:
+        raise RunStateError(f"run {record.id} changed nothing in a phase named {phase!r}",
+                            hint="phases with changes: " + ", ".join(n for _, n in ordered))
+    return [(i, n) for i, n in ordered if i >= matches[0]]
 
 
 @dataclass

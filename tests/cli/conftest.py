@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from engine.helpers import seed_objects
 
 from runbook_engine.cli import main as cli_main
-from runbook_engine.engine.runner import existing_cluster
+from runbook_engine.engine.connect import existing_cluster
 from runbook_engine.kube.cluster import Cluster
 from runbook_engine.kube.memory import MemoryCluster
 from runbook_engine.spec.model import ClusterSpec

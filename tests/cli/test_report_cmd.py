@@ -14,7 +14,7 @@ import pytest
 from report.helpers import INVENTORY, PLANTED, PLAYBOOK, rollout_cluster
 
 from runbook_engine.cli import main as cli_main
-from runbook_engine.engine.runner import existing_cluster
+from runbook_engine.engine.connect import existing_cluster
 from runbook_engine.kube.cluster import Cluster
 from runbook_engine.report.jsonout import load_schema
 from runbook_engine.spec.model import ClusterSpec

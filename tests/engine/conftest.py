@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from runbook_engine.engine.connect import fixed_connector
 from runbook_engine.engine.journal import RunStore
-from runbook_engine.engine.runner import Engine, fixed_connector
+from runbook_engine.engine.runner import Engine
 from runbook_engine.kube.memory import MemoryCluster
 
 from .helpers import Recorder, seed_objects

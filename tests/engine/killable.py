@@ -11,8 +11,10 @@ from pathlib import Path
 
 from helpers import FileCluster, load  # the script's own directory is on sys.path
 
+from runbook_engine.engine.connect import fixed_connector
 from runbook_engine.engine.journal import RunStore
-from runbook_engine.engine.runner import Engine, RunOptions, fixed_connector
+from runbook_engine.engine.run_model import RunOptions
+from runbook_engine.engine.runner import Engine
 
 
 def main(argv: list[str]) -> int:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from runbook_engine.engine.connect import fixed_connector
 from runbook_engine.engine.executor import RESTART_VALUE, restart_annotation
 from runbook_engine.engine.journal import ChangeState, RunStatus, RunStore
-from runbook_engine.engine.runner import Engine, RunOptions, fixed_connector
+from runbook_engine.engine.run_model import RunOptions
+from runbook_engine.engine.runner import Engine
 from runbook_engine.kube.change import ChangeKind
 from runbook_engine.kube.refs import ObjectRef
 

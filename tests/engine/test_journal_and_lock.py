@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from runbook_engine.engine.connect import fixed_connector
 from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import ChangeOrigin, ChangeState, RunStatus, RunStore
 from runbook_engine.engine.lease import LEASE_NAME, ClusterLock
-from runbook_engine.engine.runner import Engine, RunOptions, fixed_connector
+from runbook_engine.engine.run_model import RunOptions
+from runbook_engine.engine.runner import Engine
 from runbook_engine.errors import RunStateError
 from runbook_engine.kube.change import Change, ChangeKind
 from runbook_engine.kube.memory import MemoryCluster

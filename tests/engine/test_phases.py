@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from runbook_engine.engine.connect import fixed_connector
 from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import ChangeState, RunStatus, RunStore, Stage
-from runbook_engine.engine.runner import Engine, PhaseGateRequest, RunOptions, fixed_connector
+from runbook_engine.engine.run_model import PhaseGateRequest, RunOptions
+from runbook_engine.engine.runner import Engine
 from runbook_engine.errors import ClusterError
 from runbook_engine.kube.cluster import Propagation
 from runbook_engine.kube.memory import MemoryCluster

@@ -13,7 +13,8 @@ from runbook_engine.engine.connect import Connector, connect
 from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import RunStatus, RunStore
 from runbook_engine.engine.modules import catalog
-from runbook_engine.engine.runner import Engine, RunOptions
+from runbook_engine.engine.run_model import RunOptions
+from runbook_engine.engine.runner import Engine
 from runbook_engine.kube.cluster import Cluster
 from runbook_engine.kube.kube_cluster import KubeCluster
 from runbook_engine.kube.refs import ObjectRef

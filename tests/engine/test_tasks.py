@@ -9,7 +9,8 @@ import pytest
 
 from runbook_engine.engine.events import EventKind, TaskStatus
 from runbook_engine.engine.journal import ChangeState, RunStatus, RunStore, Stage
-from runbook_engine.engine.runner import Engine, RunOptions
+from runbook_engine.engine.run_model import RunOptions
+from runbook_engine.engine.runner import Engine
 from runbook_engine.kube.memory import MemoryCluster
 from runbook_engine.kube.refs import ObjectRef
 

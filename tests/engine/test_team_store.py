@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 
 from runbook_engine.cli.main import main
-from runbook_engine.engine.connect import Connector
+from runbook_engine.engine.connect import Connector, fixed_connector
 from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import ChangeState, RunStatus, RunStore, owner_id
 from runbook_engine.engine.lease import OWNER_ANNOTATION, ClusterLock
 from runbook_engine.engine.modules import catalog
-from runbook_engine.engine.runner import Engine, RunOptions, fixed_connector
+from runbook_engine.engine.run_model import RunOptions
+from runbook_engine.engine.runner import Engine
 from runbook_engine.engine.team_store import (
     DEFAULT_NAMESPACE,
     INDEX_NAME,

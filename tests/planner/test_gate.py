@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from runbook_engine.engine.connect import fixed_connector
 from runbook_engine.engine.journal import RunStatus, RunStore, Stage
 from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.planner import PlanGate
-from runbook_engine.engine.runner import Engine, RunOptions, fixed_connector
+from runbook_engine.engine.run_model import RunOptions
+from runbook_engine.engine.runner import Engine
 from runbook_engine.kube.memory import MemoryCluster
 from runbook_engine.kube.refs import ObjectRef
 from runbook_engine.spec.inventory import load_inventory

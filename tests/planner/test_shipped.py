@@ -20,7 +20,8 @@ from runbook_engine.engine.journal import RunStatus, RunStore
 from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.plan_model import PhaseStatus, Plan
 from runbook_engine.engine.planner import Planner, PlanOptions
-from runbook_engine.engine.runner import Engine, RunOptions
+from runbook_engine.engine.run_model import RunOptions
+from runbook_engine.engine.runner import Engine
 from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.loader import load_playbook
 

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from runbook_engine.engine.connect import Connector
+from runbook_engine.engine.connect import Connector, fixed_connector
 from runbook_engine.engine.journal import RunRecord, RunStatus, RunStore, Stage
 from runbook_engine.engine.modules import catalog
 from runbook_engine.engine.report_builder import (
@@ -34,7 +34,8 @@ from runbook_engine.engine.report_builder import (
     workload_rows,
 )
 from runbook_engine.engine.report_files import AutoReports, report_dir
-from runbook_engine.engine.runner import Engine, RunOptions, RunResult, fixed_connector
+from runbook_engine.engine.run_model import RunOptions, RunResult
+from runbook_engine.engine.runner import Engine
 from runbook_engine.errors import ClusterError
 from runbook_engine.files import write_atomic
 from runbook_engine.kube.flow import Flow
