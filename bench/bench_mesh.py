@@ -3,7 +3,9 @@
 The platform: 200 namespaces x 25 workloads (5,000 Deployments, each with a Service and a running
 pod), half the namespaces injected with Istio sidecars, a few with ambient or Linkerd, a mesh-wide
 STRICT PeerAuthentication, per-namespace PERMISSIVE exceptions and ALLOW policies, DestinationRules,
-and 20,000 flows between random workloads, from ingress and from outside the cluster.
+and 20,000 flows between random workloads, from ingress and from outside the cluster. Then the same
+flows on two more states through ``Predictions``: one identical (every result reused) and one where the
+mesh-wide PeerAuthentication changes (nothing reused).
 
 Run: ``python bench/bench_mesh.py [--namespaces N] [--per-namespace M] [--flows F]``.
 """
@@ -17,7 +19,7 @@ from collections import Counter
 from typing import Any
 
 from runbook_engine.kube.flow import Flow
-from runbook_engine.mesh import MeshView, evaluate_all
+from runbook_engine.mesh import MeshView, Predictions, evaluate_all
 
 Obj = dict[str, Any]
 
@@ -113,6 +115,13 @@ def build_flows(namespaces: int, per_namespace: int, count: int, seed: int = 7) 
     return flows
 
 
+def _predict_all(predictions: Predictions, flows: list[Flow]) -> float:
+    start = time.perf_counter()
+    for flow in flows:
+        predictions.result(flow)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--namespaces", type=int, default=200)
@@ -131,6 +140,27 @@ def main() -> None:
     per_flow = (done - built) / len(flows) * 1e6
     print(f"index: {built - start:.2f} s  evaluate_all: {done - built:.2f} s  ({per_flow:.0f} µs/flow)")
     print("outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
+    _next_states(objects, flows)
+
+
+def _is_mesh_wide_policy(obj: Obj) -> bool:
+    meta = obj["metadata"]
+    return obj["kind"] == "PeerAuthentication" and (meta.get("namespace"), meta["name"]) == ("istio-system", "default")
+
+
+def _next_states(objects: list[Obj], flows: list[Flow]) -> None:
+    """Predictions over successive states: one that changes nothing, then one that changes a policy."""
+    first = Predictions(MeshView.build(objects))
+    _predict_all(first, flows)
+    same = Predictions(MeshView.build(objects), first)
+    unchanged = _predict_all(same, flows)
+    permissive = _obj("security.istio.io/v1", "PeerAuthentication", "istio-system", "default",
+                      {"mtls": {"mode": "PERMISSIVE"}})
+    changed_objects = [o for o in objects if not _is_mesh_wide_policy(o)] + [permissive]
+    policy = Predictions(MeshView.build(changed_objects), same)
+    changed = _predict_all(policy, flows)
+    print(f"next state, nothing changed: {unchanged:.2f} s ({same.reused} reused); "
+          f"mesh-wide PeerAuthentication changed: {changed:.2f} s ({policy.reused} reused)")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ from runbook_engine.errors import RunbookError, UserInputError
 from runbook_engine.kube.cluster import Cluster, Obj
 from runbook_engine.kube.flow import Flow, Outcome
 from runbook_engine.kube.refs import ObjectRef
-from runbook_engine.mesh import FlowResult, MeshView, evaluate_flow, implied_flows
+from runbook_engine.mesh import FlowResult, MeshView, Predictions, implied_flows, implied_inputs
 from runbook_engine.report.verdict import Status, Verdict
 from runbook_engine.spec.inventory import load_inventory
 from runbook_engine.spec.model import InventorySpec, PhaseSpec, PlaybookSpec
@@ -91,26 +91,35 @@ class PlanOptions:
 
 # -- states of the simulation ----------------------------------------------------------------------------
 class State:
-    """The simulated platform at one phase boundary, with its flow predictions cached."""
+    """The simulated platform at one phase boundary, with its flow predictions cached.
 
-    def __init__(self, view: MeshView) -> None:
+    ``previous`` is the state the simulation passed through just before: a flow whose every input is
+    equal in both states keeps its prediction (``mesh.Predictions`` says which inputs, and why that is
+    all of them), and the implied flows are kept when ``mesh.implied_inputs`` are equal."""
+
+    def __init__(self, view: MeshView, previous: State | None = None) -> None:
         self.view = view
-        self._results: dict[Flow, FlowResult] = {}
+        self.predictions: Predictions = Predictions(view, previous.predictions if previous is not None else None)
+        self._previous = previous
         self._implied: list[Flow] | None = None
+        self._implied_inputs: tuple[Any, ...] = ()
 
     def result(self, flow: Flow) -> FlowResult:
-        found = self._results.get(flow)
-        if found is None:
-            found = self._results[flow] = evaluate_flow(self.view, flow)
-        return found
+        return self.predictions.result(flow)
 
     def implied(self) -> list[Flow]:
         """Non-mesh callers the platform implies; a caller that is a workload must exist (a scrape job
         without a Prometheus to run it calls nothing)."""
         if self._implied is None:
-            self._implied = [f for f in implied_flows(self.view)
-                             if f.source_namespace is None
-                             or self.view.workload(f.source_namespace, str(f.source_workload)) is not None]
+            self._implied_inputs = implied_inputs(self.view)
+            previous = self._previous
+            if previous is not None and previous._implied is not None \
+                    and previous._implied_inputs == self._implied_inputs:
+                self._implied = previous._implied
+            else:
+                self._implied = [f for f in implied_flows(self.view)
+                                 if f.source_namespace is None
+                                 or self.view.workload(f.source_namespace, str(f.source_workload)) is not None]
         return self._implied
 
 
@@ -154,7 +163,7 @@ class Boundaries:
         """The current state (re-indexed only when the simulation wrote or rolled something since)."""
         key = (self.cluster.writes, len(self.restarted))
         if self._state is None or key != self._state_key:
-            self._state = State(MeshView.build(mesh_objects(self.cluster), restarted=self.restarted))
+            self._state = State(MeshView.build(mesh_objects(self.cluster), restarted=self.restarted), self._state)
             self._state_key = key
         return self._state
 
@@ -200,8 +209,9 @@ def flow_plans(declared: Sequence[tuple[Flow, FlowOrigin]], before: State, after
     plans: list[FlowPlan] = []
     for flow, origin in _unique([*declared, *implied]):
         old, new = before.result(flow), after.result(flow)
-        breaks = expected(flow, old.outcome) and not expected(flow, new.outcome)
-        reasons = tuple(new.reasons) if old.outcome is not new.outcome else ()
+        changed = old.outcome is not new.outcome  # an unchanged outcome breaks nothing
+        breaks = changed and expected(flow, old.outcome) and not expected(flow, new.outcome)
+        reasons = tuple(new.reasons) if changed else ()
         plans.append(FlowPlan(flow, origin, old.outcome, new.outcome, breaks,
                               breaks and accepted(flow, accepts), reasons))
     return plans

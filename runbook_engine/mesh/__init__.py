@@ -9,10 +9,11 @@ Build a ``MeshView`` once from plain manifests, then ask questions of it::
 """
 
 from runbook_engine.mesh.flows import FlowResult, evaluate_all, evaluate_flow
-from runbook_engine.mesh.impact import FlowChange, Impact, impact, implied_flows, merge_flows
+from runbook_engine.mesh.impact import FlowChange, Impact, impact, implied_flows, implied_inputs, merge_flows
 from runbook_engine.mesh.injection import Enrolment, pod_enrolment, template_enrolment, workload_enrolment
 from runbook_engine.mesh.model import Mesh, MeshView, ProxyForm, Workload
 from runbook_engine.mesh.mtls import ModeResolution, MtlsMode, effective_mode
+from runbook_engine.mesh.predictions import Predictions
 
 __all__ = [
     "Enrolment",
@@ -23,6 +24,7 @@ __all__ = [
     "MeshView",
     "ModeResolution",
     "MtlsMode",
+    "Predictions",
     "ProxyForm",
     "Workload",
     "effective_mode",
@@ -30,6 +32,7 @@ __all__ = [
     "evaluate_flow",
     "impact",
     "implied_flows",
+    "implied_inputs",
     "merge_flows",
     "pod_enrolment",
     "template_enrolment",

@@ -34,7 +34,7 @@ from typing import Any
 
 from runbook_engine.kube.selectors import selector_from_object
 from runbook_engine.mesh.identity import namespace_of_principal, principal_matches, string_match
-from runbook_engine.mesh.model import MeshConfig, MeshView, Obj, Workload, annotations_of, api_group, ref
+from runbook_engine.mesh.model import MeshConfig, MeshView, Obj, Workload, api_group, ref
 
 ISTIO_SECURITY = "security.istio.io"
 HTTP_SOURCE_FIELDS = frozenset({"requestPrincipals", "notRequestPrincipals"})
@@ -46,6 +46,9 @@ class Action(StrEnum):
     DENY = "DENY"
     CUSTOM = "CUSTOM"
     AUDIT = "AUDIT"
+
+
+_ACTIONS = tuple(Action)  # iterating an enum class is slow; decisions do it per request
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ def action_of(policy: Mapping[str, Any]) -> Action:
 
 
 def is_dry_run(policy: Mapping[str, Any]) -> bool:
-    return annotations_of(policy).get("istio.io/dry-run", "").lower() == "true"
+    annotations = (policy.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get("istio.io/dry-run", "")).lower() == "true"
 
 
 # ----- which policies apply ------------------------------------------------------------------------------
@@ -251,7 +255,7 @@ def _custom(policies: list[Obj], req: Request, mesh: MeshConfig, reasons: list[s
 
 def _decide(policies: list[Obj], req: Request, mesh: MeshConfig) -> AuthzDecision:
     reasons: list[str] = []
-    by_action: dict[Action, list[Obj]] = {a: [] for a in Action}
+    by_action: dict[Action, list[Obj]] = {a: [] for a in _ACTIONS}
     for policy in policies:
         by_action[action_of(policy)].append(policy)
     custom = _custom(by_action[Action.CUSTOM], req, mesh, reasons)
@@ -284,6 +288,8 @@ def _note_l7(decision: AuthzDecision, policies: list[Obj]) -> AuthzDecision:
 
 def evaluate(policies: list[Obj], req: Request, mesh: MeshConfig) -> AuthzDecision:
     """Evaluate the enforced policies; report what dry-run policies would have changed."""
+    if not policies:
+        return AuthzDecision(True, [])  # nothing applies: allowed, nothing to explain
     enforced = [p for p in policies if not is_dry_run(p) and api_group(p) == ISTIO_SECURITY]
     dry = [p for p in policies if is_dry_run(p)]
     decision = _decide(enforced, req, mesh)

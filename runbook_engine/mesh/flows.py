@@ -223,6 +223,14 @@ def resolve_target(view: MeshView, flow: Flow) -> Target:
     return target
 
 
+def target_resolution(view: MeshView, flow: Flow) -> Target | tuple[Outcome, str]:
+    """``resolve_target``, or the outcome and reason where resolution stops, without raising."""
+    try:
+        return resolve_target(view, flow)
+    except _Stop as stop:
+        return stop.outcome, stop.reason
+
+
 def _resolve_target(view: MeshView, flow: Flow) -> Target:
     """A Service port first (a Service selecting several workloads resolves to the first of them),
     else a workload of that name with the flow's port as its container port."""

@@ -128,6 +128,13 @@ def implied_flows(view: MeshView, *, scraper: str = DEFAULT_SCRAPER) -> list[Flo
     return _webhook_flows(view) + _probe_flows(view) + _scrape_flows(view, scraper)
 
 
+def implied_inputs(view: MeshView) -> tuple[Any, ...]:
+    """Everything ``implied_flows`` reads: the webhook configurations and every workload's key and pod
+    template, in index order. Two views with equal inputs imply the same flows."""
+    webhooks = (view.objects("MutatingWebhookConfiguration"), view.objects("ValidatingWebhookConfiguration"))
+    return (*webhooks, [(key, wl.template) for key, wl in view.workloads.items()])
+
+
 def merge_flows(*groups: Iterable[Flow]) -> list[Flow]:
     """Concatenate flow lists, keeping the first flow of each (source, destination, protocol)."""
     seen: set[tuple[str, str, str]] = set()

@@ -337,29 +337,58 @@ class MeshView:
     def objects(self, kind: str, namespace: str | None = None, group: str | None = None) -> list[Obj]:
         """Objects of ``kind`` (optionally in one namespace and one API group)."""
         found = self.by_kind.get(kind, []) if namespace is None else self.by_kind_ns.get((kind, namespace), [])
-        return found if group is None else [o for o in found if api_group(o) == group]
+        if group is None or not found:
+            return found
+        key = ("objects", kind, namespace, group)
+        in_group: list[Obj] | None = self.cache.get(key)
+        if in_group is None:
+            in_group = self.cache[key] = [o for o in found if api_group(o) == group]
+        return in_group
 
     def namespace_labels(self, ns: str) -> dict[str, str]:
-        obj = self.namespaces.get(ns)
-        return labels(obj) if obj else {}
+        """The namespace's labels (one shared dict per namespace: do not modify it)."""
+        return self._namespace_meta(ns)[0]
 
     def namespace_annotations(self, ns: str) -> dict[str, str]:
-        obj = self.namespaces.get(ns)
-        return annotations_of(obj) if obj else {}
+        """The namespace's annotations (one shared dict per namespace: do not modify it)."""
+        return self._namespace_meta(ns)[1]
+
+    def _namespace_meta(self, ns: str) -> tuple[dict[str, str], dict[str, str]]:
+        key = ("namespace-meta", ns)
+        found: tuple[dict[str, str], dict[str, str]] | None = self.cache.get(key)
+        if found is None:
+            obj = self.namespaces.get(ns)
+            found = self.cache[key] = (labels(obj), annotations_of(obj)) if obj else ({}, {})
+        return found
 
     def workload(self, ns: str, name: str) -> Workload | None:
         return self.workloads.get(f"{ns}/{name}")
 
     def workloads_for_service(self, svc: Obj) -> list[Workload]:
-        """Workloads whose pod template the Service's selector matches (same namespace)."""
+        """Workloads whose pod template the Service's selector matches (same namespace), in index order."""
         key = ("svc-backends", namespace_of(svc), name_of(svc))
-        if key not in self.cache:
+        found: list[Workload] | None = self.cache.get(key)
+        if found is None:
             sel = (svc.get("spec") or {}).get("selector") or {}
-            found: list[Workload] = []
-            if sel:
-                want = {str(k): str(v) for k, v in sel.items()}
-                candidates = self.workloads_by_ns.get(namespace_of(svc), [])
-                found = [w for w in candidates if want.items() <= w.template_labels.items()]
-            self.cache[key] = found
-        result: list[Workload] = self.cache[key]
-        return result
+            want = {str(k): str(v) for k, v in sel.items()}
+            found = self.cache[key] = self._labelled(namespace_of(svc), want) if want else []
+        return found
+
+    def _labelled(self, ns: str, want: Mapping[str, str]) -> list[Workload]:
+        """Workloads of ``ns`` whose template carries every label of ``want``: the workloads indexed under
+        one of those labels, filtered by the others (the index keeps ``workloads_by_ns`` order)."""
+        index = self._label_index()
+        candidates = min((index.get((ns, k, v), []) for k, v in want.items()), key=len)
+        return [w for w in candidates if want.items() <= w.template_labels.items()]
+
+    def _label_index(self) -> dict[tuple[str, str, str], list[Workload]]:
+        """``(namespace, label, value)`` -> the workloads whose template has that label, built on first use."""
+        key = ("label-index",)
+        index: dict[tuple[str, str, str], list[Workload]] | None = self.cache.get(key)
+        if index is None:
+            index = self.cache[key] = defaultdict(list)
+            for ns, workloads in self.workloads_by_ns.items():
+                for wl in workloads:
+                    for label, value in wl.template_labels.items():
+                        index[(ns, label, value)].append(wl)
+        return index
