@@ -36,9 +36,10 @@ from runbook_engine.checks.baseline import baseline_of
 from runbook_engine.checks.live import VIEW_KINDS, control_plane_namespaces
 from runbook_engine.checks.reachability import expected
 from runbook_engine.engine.checkpoint import decide
-from runbook_engine.engine.connect import ClusterConnector
+from runbook_engine.engine.connect import ClusterConnector, fixed_connector
 from runbook_engine.engine.events import Event, EventKind
 from runbook_engine.engine.journal import RunRecord, RunStore
+from runbook_engine.engine.phases import PhaseRef, phases_for, target_clusters
 from runbook_engine.engine.plan_model import (
     CheckBasis,
     CheckPlan,
@@ -49,16 +50,8 @@ from runbook_engine.engine.plan_model import (
     Plan,
 )
 from runbook_engine.engine.plan_objects import DryRuns, Folded, fold, object_plans, restarted_workloads
-from runbook_engine.engine.runner import (
-    Engine,
-    PhaseGateRequest,
-    PhaseRef,
-    RunOptions,
-    RunResult,
-    fixed_connector,
-    phases_for,
-    target_clusters,
-)
+from runbook_engine.engine.run_model import PhaseGateRequest, RunOptions, RunResult
+from runbook_engine.engine.runner import Engine
 from runbook_engine.engine.simulation import PlanCluster, Write, snapshot
 from runbook_engine.engine.telemetry_flows import telemetry_flows
 from runbook_engine.errors import RunbookError, UserInputError

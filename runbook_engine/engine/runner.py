@@ -28,7 +28,7 @@ from typing import Any
 from runbook_engine.checks.base import Baseline
 from runbook_engine.checks.baseline import take_baseline
 from runbook_engine.engine.checkpoint import CheckEnv, Decision, decide, run_check
-from runbook_engine.engine.connect import ClusterConnector, fixed_connector
+from runbook_engine.engine.connect import ClusterConnector
 from runbook_engine.engine.emitter import RunEmitter
 from runbook_engine.engine.events import EventKind, EventSink, discard
 from runbook_engine.engine.executor import ChangeExecutor
@@ -67,19 +67,6 @@ from runbook_engine.spec.loader import load_playbook
 from runbook_engine.spec.model import CheckSpec, InventorySpec, OnFailure, PlaybookSpec
 from runbook_engine.spec.templating import Templar
 from runbook_engine.spec.vars import BATCH_VAR, Scope
-
-# ``Engine`` and the run types and phase helpers its callers use with it (defined beside it).
-__all__ = [
-    "Engine",
-    "PhaseGate",
-    "PhaseGateRequest",
-    "PhaseRef",
-    "RunOptions",
-    "RunResult",
-    "fixed_connector",
-    "phases_for",
-    "target_clusters",
-]
 
 BaselineTaker = Callable[[Cluster], Baseline]
 
