@@ -75,6 +75,13 @@ OPAQUE_PROTOCOLS = frozenset({"tcp", "tls", "https", "mongo", "mysql", "redis"})
 #: Linkerd's default opaque ports (https://linkerd.io/2/features/protocol-detection/).
 LINKERD_OPAQUE_PORTS = frozenset({25, 587, 3306, 4444, 5432, 6379, 9300, 11211})
 NO_PROXY = Enrolment(False, Mesh.NONE, ProxyForm.NONE)
+#: Ports an Istio sidecar serves itself and ``istio-init`` leaves out of the inbound redirection
+#: (https://istio.io/latest/docs/ops/deployment/application-requirements/#ports-used-by-istio).
+SIDECAR_OWN_PORTS: dict[int, str] = {
+    15020: "istio-agent: merged Prometheus metrics and health",
+    15021: "health checks",
+    15090: "Envoy Prometheus telemetry",
+}
 
 
 class CallerKind(StrEnum):
@@ -572,6 +579,11 @@ def evaluate_flow(view: MeshView, flow: Flow) -> FlowResult:
     if caller.kind is CallerKind.KUBELET:
         return _probe(view, flow, target)
     server = workload_enrolment(view, target.workload)
+    if server.mesh is Mesh.ISTIO_SIDECAR and target.target_port in SIDECAR_OWN_PORTS:
+        what = SIDECAR_OWN_PORTS[target.target_port]
+        reason = (f"port {target.target_port} of {target.workload.key} is the sidecar's own ({what}), excluded "
+                  "from the inbound redirection: no mTLS or authorization applies")
+        return FlowResult(flow, Outcome.OK, [_describe_caller(caller), reason])
     return _finish(view, flow, caller, target, server, [])
 
 

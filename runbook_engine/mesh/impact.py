@@ -8,7 +8,9 @@ are easy to forget when STRICT mTLS or default-deny goes on:
 - the kubelet probing every container (``httpGet``/``tcpSocket``/``grpc`` liveness, readiness and
   startup probes; named ports resolved to numbers);
 - the metrics scraper for every pod template annotated ``prometheus.io/scrape: "true"`` (port from
-  ``prometheus.io/port``, else the first container port), called from a configurable workload.
+  ``prometheus.io/port``, else the first container port), called from a configurable workload; for
+  pods with an Istio sidecar, port 15020 path ``/stats/prometheus`` instead, where the injector points
+  the annotations when metrics merging is on (the default).
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from typing import Any
 
 from runbook_engine.kube.flow import Flow, Outcome, Protocol
 from runbook_engine.mesh.flows import FlowResult, evaluate_flow
-from runbook_engine.mesh.model import MeshView, Workload
+from runbook_engine.mesh.injection import workload_enrolment
+from runbook_engine.mesh.model import Mesh, MeshView, Workload
 
 DEFAULT_SCRAPER = "monitoring/prometheus"
+MERGED_METRICS_PORT = 15020
+MERGED_METRICS_PATH = "/stats/prometheus"
+MERGE_OPT_OUT = "prometheus.istio.io/merge-metrics"  # pod annotation: "false" turns merging off
 PROBE_KINDS = ("livenessProbe", "readinessProbe", "startupProbe")
 
 
@@ -105,18 +111,35 @@ def _probe_flows(view: MeshView) -> list[Flow]:
     return flows
 
 
+def merges_metrics(view: MeshView, wl: Workload) -> bool:
+    """Whether Istio's metrics merging applies to ``wl``'s pods: then the sidecar injector has pointed
+    their ``prometheus.io/port`` and ``path`` at istio-agent, which serves the app's metrics merged
+    with its own (https://istio.io/latest/docs/ops/integrations/prometheus/#option-1-metrics-merging)."""
+    if not view.mesh.enable_prometheus_merge or wl.template_annotations.get(MERGE_OPT_OUT, "").lower() == "false":
+        return False
+    return workload_enrolment(view, wl).mesh is Mesh.ISTIO_SIDECAR
+
+
+def _scraped(view: MeshView) -> list[Workload]:
+    return [wl for wl in view.workloads.values()
+            if wl.template_annotations.get("prometheus.io/scrape", "").lower() == "true"]
+
+
 def _scrape_flows(view: MeshView, scraper: str) -> list[Flow]:
+    """The scrape of every annotated workload as its pods' annotations direct it in this state."""
     flows: list[Flow] = []
-    for wl in view.workloads.values():
+    for wl in _scraped(view):
         notes = wl.template_annotations
-        if notes.get("prometheus.io/scrape", "").lower() != "true":
-            continue
-        port = wl.container_port(notes["prometheus.io/port"]) if "prometheus.io/port" in notes else None
+        if merges_metrics(view, wl):
+            port: int | None = MERGED_METRICS_PORT
+            path = MERGED_METRICS_PATH
+        else:
+            port = wl.container_port(notes["prometheus.io/port"]) if "prometheus.io/port" in notes else None
+            path = notes.get("prometheus.io/path", "/metrics")
         if port is None:
             ports = [p for c in wl.pod_spec.get("containers") or [] for p in c.get("ports") or []]
             port = int(ports[0]["containerPort"]) if ports else None
         if port is not None:
-            path = notes.get("prometheus.io/path", "/metrics")
             flows.append(
                 Flow.model_validate({"from": scraper, "to": f"{wl.key}:{port}", "protocol": "http", "path": path})
             )
@@ -132,7 +155,8 @@ def implied_inputs(view: MeshView) -> tuple[Any, ...]:
     """Everything ``implied_flows`` reads: the webhook configurations and every workload's key and pod
     template, in index order. Two views with equal inputs imply the same flows."""
     webhooks = (view.objects("MutatingWebhookConfiguration"), view.objects("ValidatingWebhookConfiguration"))
-    return (*webhooks, [(key, wl.template) for key, wl in view.workloads.items()])
+    merging = [(wl.key, merges_metrics(view, wl)) for wl in _scraped(view)]
+    return (*webhooks, [(key, wl.template) for key, wl in view.workloads.items()], merging)
 
 
 def merge_flows(*groups: Iterable[Flow]) -> list[Flow]:

@@ -143,6 +143,7 @@ class MeshConfig:
     outbound_policy: str = "ALLOW_ANY"
     enable_auto_mtls: bool = True
     extension_providers: frozenset[str] = frozenset()
+    enable_prometheus_merge: bool = True
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ def _parse_mesh_config(text: str) -> MeshConfig:
         outbound_policy=str(outbound),
         enable_auto_mtls=bool(data.get("enableAutoMtls", True)),
         extension_providers=providers,
+        enable_prometheus_merge=bool(data.get("enablePrometheusMerge", True)),
     )
 
 

@@ -10,9 +10,11 @@ from runbook_engine.kube.flow import Flow, Outcome
 from runbook_engine.mesh import MeshView, evaluate_all, impact, implied_flows, merge_flows
 
 PROBE = {"httpGet": {"path": "/healthz", "port": "p8080"}}
+SCRAPED = {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"}
+NOT_MERGED = {**SCRAPED, "prometheus.istio.io/merge-metrics": "false"}
 
 
-def _platform(*extra: dict[str, Any]) -> list[dict[str, Any]]:
+def _platform(*extra: dict[str, Any], scrape: dict[str, str] = SCRAPED) -> list[dict[str, Any]]:
     return expand(
         [
             {"istiod": "default"},
@@ -22,7 +24,7 @@ def _platform(*extra: dict[str, Any]) -> list[dict[str, Any]]:
                 "proxy": "container",
                 "ports": [8080, 9443],
                 "probes": {"readinessProbe": PROBE, "livenessProbe": {"tcpSocket": {"port": 9443}}},
-                "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"},
+                "annotations": scrape,
                 "pod": {},
             },
             {"service": "sre/mdm-kernel", "port": 8080, "targetPort": 8080},
@@ -40,21 +42,35 @@ INGRESS_FLOW = Flow.model_validate({"from": "ingress-nginx/ingress-nginx-control
 
 
 def test_implied_flows_cover_webhooks_probes_and_scrapes() -> None:
-    flows = {(f.source, f.to, f.protocol.value) for f in implied_flows(MeshView.build(_platform()))}
-    assert ("kube-apiserver", "sre/mdm-webhook:443", "tcp") in flows
-    assert ("kubelet", "sre/mdm-kernel:8080", "http") in flows
-    assert ("kubelet", "sre/mdm-kernel:9443", "tcp") in flows
-    assert ("monitoring/prometheus", "sre/mdm-kernel:8080", "http") in flows
+    flows = {(f.source, f.to, f.protocol.value, f.path) for f in implied_flows(MeshView.build(_platform()))}
+    assert ("kube-apiserver", "sre/mdm-webhook:443", "tcp", "/") in flows
+    assert ("kubelet", "sre/mdm-kernel:8080", "http", "/healthz") in flows
+    assert ("kubelet", "sre/mdm-kernel:9443", "tcp", "/") in flows
+    # the sidecar injector moved the scrape to istio-agent, which merges the app's metrics
+    assert ("monitoring/prometheus", "sre/mdm-kernel:15020", "http", "/stats/prometheus") in flows
 
 
-def test_strict_breaks_ingress_webhook_and_scrape_but_not_probes() -> None:
+def test_a_workload_without_metrics_merging_is_scraped_at_its_own_port() -> None:
+    flows = {(f.source, f.to, f.path) for f in implied_flows(MeshView.build(_platform(scrape=NOT_MERGED)))}
+    assert ("monitoring/prometheus", "sre/mdm-kernel:8080", "/metrics") in flows
+
+
+def test_strict_breaks_ingress_and_webhook_but_not_probes_or_merged_scrapes() -> None:
     result = impact(_platform(), _platform(STRICT), [INGRESS_FLOW])
     broken = {c.flow.source: c for c in result.breaking}
-    assert set(broken) == {"ingress-nginx/ingress-nginx-controller", "kube-apiserver", "monitoring/prometheus"}
+    assert set(broken) == {"ingress-nginx/ingress-nginx-controller", "kube-apiserver"}
     change = broken["ingress-nginx/ingress-nginx-controller"]
     assert change.transition == "ok → reset"
     assert "STRICT via PeerAuthentication istio-system/default" in change.after.summary
-    assert all(r.outcome is Outcome.OK for r in result.after if r.flow.source == "kubelet")
+    assert all(r.outcome is Outcome.OK for r in result.after if r.flow.source in ("kubelet", "monitoring/prometheus"))
+    scrape = next(r for r in result.after if r.flow.source == "monitoring/prometheus")
+    assert "excluded from the inbound redirection" in scrape.summary
+
+
+def test_strict_breaks_the_scrape_of_a_workload_without_metrics_merging() -> None:
+    result = impact(_platform(scrape=NOT_MERGED), _platform(STRICT, scrape=NOT_MERGED), [])
+    scrape = next(c for c in result.breaking if c.flow.source == "monitoring/prometheus")
+    assert (scrape.flow.to, scrape.transition) == ("sre/mdm-kernel:8080", "ok → reset")
 
 
 def test_port_level_exception_keeps_the_webhook_working() -> None:

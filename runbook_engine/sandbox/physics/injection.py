@@ -160,8 +160,11 @@ def _mark_istio(pod: o.Obj, revision: str, spire: bool) -> None:
     status = {"initContainers": [o.ISTIO_INIT], "containers": [o.ISTIO_PROXY], "revision": revision}
     ann = meta.setdefault("annotations", {})
     ann[o.ISTIO_STATUS_ANNOTATION] = json.dumps(status, sort_keys=True)
-    ann.setdefault("prometheus.io/scrape", "true")
-    ann.setdefault("prometheus.io/port", "15020")
+    if ann.get("prometheus.istio.io/merge-metrics", "").lower() != "false":
+        # metrics merging: istio-agent serves the app's metrics with its own on 15020, outside the
+        # inbound redirection (https://istio.io/latest/docs/ops/integrations/prometheus/)
+        ann.update({"prometheus.io/scrape": "true", "prometheus.io/port": "15020",
+                    "prometheus.io/path": "/stats/prometheus"})
     if spire:
         ann.setdefault(o.ISTIO_TEMPLATES_ANNOTATION, "sidecar,spire")
 
