@@ -129,11 +129,14 @@ class Boundaries:
 
     cluster: PlanCluster
     phases: Sequence[PhaseRef]
+    dry: DryRuns | None = None  # where each finished phase's dry runs go, answered while the simulation goes on
     before: dict[int, State] = field(default_factory=dict)
     after: dict[int, State] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
     restarted: set[str] = field(default_factory=set)
     current: int = -1
+    _folded: dict[int, list[Folded]] = field(default_factory=dict)
+    _touched: set[ObjectRef] = field(default_factory=set)
     _state: State | None = None
     _state_key: tuple[int, int] = (-1, -1)
 
@@ -145,7 +148,7 @@ class Boundaries:
             self.before[self.current] = self.state()
         elif event.kind is EventKind.PHASE_END:
             self.restarted.update(r.workload for r in restarted_workloads(
-                fold(self.writes(self.current)), self.before[self.current].view))
+                self.folded(self.current), self.before[self.current].view))
             self.after[self.current] = self.state()
         elif event.kind is EventKind.PHASE_SKIPPED:
             self.skipped[self._index_of(event.phase)] = event.message
@@ -162,6 +165,17 @@ class Boundaries:
 
     def writes(self, index: int) -> list[Write]:
         return [w for w in self.cluster.log if w.phase == index]
+
+    def folded(self, index: int) -> list[Folded]:
+        """A phase's writes folded per object, once the phase is over (it writes nothing after its end);
+        the first call sends the phase's dry runs, given what earlier phases touched, in phase order."""
+        found = self._folded.get(index)
+        if found is None:
+            found = self._folded[index] = fold(self.writes(index))
+            if self.dry is not None:
+                self.dry.submit(index, found, set(self._touched))
+            self._touched.update(e.ref for e in found)
+        return found
 
     def _index_of(self, name: str) -> int:
         return next((r.index for r in self.phases if r.phase.name == name and r.index not in self.skipped), -1)
@@ -260,7 +274,6 @@ def predicted_decision(phase: PhaseSpec, verdicts: Sequence[Verdict], checks: Se
 class _Context:
     """What building each phase's plan needs from the simulation."""
 
-    live: Cluster | None  # where dry-run applies go (None: no server diffs)
     sim: Boundaries
     store: RunStore
     run: RunResult
@@ -268,8 +281,9 @@ class _Context:
     options: PlanOptions
 
 
-def _phase_plan(ctx: _Context, ref: PhaseRef, entries: list[Folded], dry: DryRuns) -> PhasePlan:
+def _phase_plan(ctx: _Context, ref: PhaseRef) -> PhasePlan:
     index, phase = ref.index, ref.phase
+    entries = ctx.sim.folded(index)
     if index in ctx.sim.skipped:
         return PhasePlan(phase.name, index, PhaseStatus.SKIPPED, ctx.sim.skipped[index])
     before, after = ctx.sim.before.get(index), ctx.sim.after.get(index)
@@ -278,23 +292,20 @@ def _phase_plan(ctx: _Context, ref: PhaseRef, entries: list[Folded], dry: DryRun
     stopped = after is None
     after = after or ctx.sim.state()
     flows = flow_plans(ctx.declared, before, after, (*phase.accept, *ctx.options.accept_risk))
+    answers = ctx.sim.dry.results(index) if ctx.sim.dry is not None else {}
     verdicts = ctx.store.verdicts(ctx.run.run_id, index)
     checks = check_plans(verdicts, flows)
     return PhasePlan(phase.name, index, PhaseStatus.STOPPED if stopped else PhaseStatus.PLANNED,
-                     ctx.run.reason if stopped else "", tuple(object_plans(entries, dry.results(index))),
+                     ctx.run.reason if stopped else "", tuple(object_plans(entries, answers)),
                      tuple(restarted_workloads(entries, before.view)), tuple(flows), tuple(checks),
                      predicted_decision(phase, verdicts, checks))
 
 
 def _phase_plans(ctx: _Context, phases: Sequence[PhaseRef]) -> list[PhasePlan]:
-    """Every phase's plan; the server's dry runs of all phases are sent first and answered meanwhile."""
-    entries = {ref.index: fold(ctx.sim.writes(ref.index)) for ref in phases}
-    with DryRuns(ctx.live, ctx.options.workers) as dry:
-        touched: set[ObjectRef] = set()
-        for ref in phases:
-            dry.submit(ref.index, entries[ref.index], set(touched))
-            touched.update(e.ref for e in entries[ref.index])
-        return [_phase_plan(ctx, ref, entries[ref.index], dry) for ref in phases]
+    """Every phase's plan; the dry runs of phases the simulation did not finish are sent first."""
+    for ref in phases:
+        ctx.sim.folded(ref.index)
+    return [_phase_plan(ctx, ref) for ref in phases]
 
 
 def _requests(cluster: Cluster) -> Counter[str]:
@@ -327,20 +338,21 @@ def _plan_cluster(live: Cluster, playbook: PlaybookSpec, inventory: InventorySpe
     sim_cluster = snapshot(live)
     phases = phases_for(playbook, inventory, cluster)
     _check_phase(phases, options.phase)
-    sink = Boundaries(sim_cluster, phases)
-    declared = declared_flows(inventory, cluster, spec.prometheus_url, sink.state().view, options.telemetry_hours)
-    clock.lap("snapshot")
-    run_options = RunOptions(simulate=True, tags=options.tags, skip_tags=options.skip_tags,
-                             start_at_phase=start_at, stop_after_phase=options.phase, limit=cluster,
-                             extra_vars={**(facts or {}), **options.extra_vars})
-    store, result = _simulate(sim_cluster, playbook, inventory, cluster, run_options, sink)
-    clock.lap("simulation")
-    try:
-        ctx = _Context(live if options.dry_run else None, sink, store, result, declared, options)
-        first = next((r.index for r in phases if r.phase.name == start_at), 0)
-        plans = _phase_plans(ctx, phases[first:])
-    finally:
-        store.close()
+    with DryRuns(live if options.dry_run else None, options.workers) as dry:
+        sink = Boundaries(sim_cluster, phases, dry)  # a DryRuns without a cluster sends nothing
+        declared = declared_flows(inventory, cluster, spec.prometheus_url, sink.state().view,
+                                  options.telemetry_hours)
+        clock.lap("snapshot")
+        run_options = RunOptions(simulate=True, tags=options.tags, skip_tags=options.skip_tags,
+                                 start_at_phase=start_at, stop_after_phase=options.phase, limit=cluster,
+                                 extra_vars={**(facts or {}), **options.extra_vars})
+        store, result = _simulate(sim_cluster, playbook, inventory, cluster, run_options, sink)
+        clock.lap("simulation")
+        try:
+            first = next((r.index for r in phases if r.phase.name == start_at), 0)
+            plans = _phase_plans(_Context(sink, store, result, declared, options), phases[first:])
+        finally:
+            store.close()
     clock.lap("phases")
     if options.phase is not None:
         plans = [p for p in plans if p.name == options.phase]
