@@ -8,7 +8,8 @@ template's ``restartedAt`` annotation is restored to its pre-image value, which 
 template and so restarts the workload again with the restored configuration.
 
 Each undo is itself journaled write-ahead (``undo_of`` the original), and the original is marked
-``reverted`` after it, so a rollback interrupted by a crash is completed by running it again.
+``reverted`` after it, so a rollback interrupted by a crash is completed by running it again; an undo
+the crash left journaled but already sent is recognised on the cluster and not sent twice.
 ``phases_to_undo`` says which phases a rollback request covers: the last phase that changed
 something back to the named one.
 """
@@ -98,7 +99,8 @@ class PhaseRollback:
             undo = undo_of(record.change, live)
             origin = ChangeOrigin(record.phase_index, record.phase, record.batch, record.task_key, record.task)
             seq = self.store.plan_changes(self.run_id, origin, [undo], undo_of=[record.seq])[0]
-        write_change(self.cluster, undo)
+        if previous is None or not is_applied(undo, live):  # an undo sent before a crash is not sent twice
+            write_change(self.cluster, undo)
         self.store.mark([seq], ChangeState.APPLIED)
         self.store.mark([record.seq], ChangeState.REVERTED)
         if self.on_undo is not None:

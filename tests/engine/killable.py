@@ -1,6 +1,6 @@
 """Run or resume the three-phase playbook on a file-backed cluster, in a process a test may SIGKILL.
 
-Usage: python killable.py STATE_DIR CLUSTER_FILE PLAYBOOK (run | resume RUN_ID)
+Usage: python killable.py STATE_DIR CLUSTER_FILE PLAYBOOK (run | resume RUN_ID | rollback RUN_ID)
 Prints the run id and the final status on stdout.
 """
 
@@ -25,6 +25,8 @@ def main(argv: list[str]) -> int:
     playbook, inventory = load(playbook_file)
     if mode == "run":
         [result] = engine.run(playbook, inventory, RunOptions())
+    elif mode == "rollback":
+        result = engine.rollback(argv[4], inventory=inventory)
     else:
         result = engine.resume(argv[4], playbook=playbook, inventory=inventory)
     print(result.run_id, result.status.value)
