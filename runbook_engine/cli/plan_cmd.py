@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -126,6 +127,15 @@ def emit(console: Console, plans: Sequence[Plan], fmt: Format, diff: bool) -> No
         print_table(console, plans, diff)
 
 
+def _plan_with_status(planner: Planner, book: PlaybookSpec, inv: InventorySpec, options: PlanOptions) -> list[Plan]:
+    """Plan, with the current step on a status line on a terminal's stderr (stdout stays the plan alone)."""
+    status_console = Console(stderr=True)
+    if not status_console.is_terminal:
+        return planner.plan(book, inv, options)
+    with status_console.status("planning") as status:
+        return planner.plan(book, inv, replace(options, progress=lambda step: status.update(f"planning: {step}")))
+
+
 @click.command()
 @click.argument("playbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-i", "--inventory", "inventory", required=True, type=click.Path(exists=True, path_type=Path),
@@ -158,6 +168,6 @@ def plan(state: CliState, playbook: Path, inventory: Path, phase: str | None, fm
     options = PlanOptions(phase=phase, tags=options.tags, skip_tags=options.skip_tags,
                           extra_vars=options.extra_vars, limit=limit, accept_risk=frozenset(accept_risk),
                           telemetry_hours=telemetry_hours, dry_run=not no_dry_run)
-    plans = Planner(Connector(state.state_dir)).plan(book, inv, options)
+    plans = _plan_with_status(Planner(Connector(state.state_dir)), book, inv, options)
     emit(state.console, plans, Format(fmt), diff)
     return EXIT_BREAKS if any(p.breaking for p in plans) else EXIT_OK

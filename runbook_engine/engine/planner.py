@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ from runbook_engine.spec.model import InventorySpec, PhaseSpec, PlaybookSpec
 
 DEFAULT_TELEMETRY_HOURS = 24
 _FlowKey = tuple[str, str, str]
+Progress = Callable[[str], None]  # "cluster lab: simulating phase 2/5 (inject)", for a status line
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class PlanOptions:
     telemetry_hours: int = DEFAULT_TELEMETRY_HOURS
     dry_run: bool = True  # ask the API server (dryRun=All) for the diffs it can judge
     workers: int = 4  # parallel dry-run requests
+    progress: Progress = field(default=lambda step: None, compare=False)  # told each step as it starts
 
 
 # -- states of the simulation ----------------------------------------------------------------------------
@@ -130,6 +132,7 @@ class Boundaries:
     cluster: PlanCluster
     phases: Sequence[PhaseRef]
     dry: DryRuns | None = None  # where each finished phase's dry runs go, answered while the simulation goes on
+    progress: Progress = field(default=lambda step: None)
     before: dict[int, State] = field(default_factory=dict)
     after: dict[int, State] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
@@ -143,6 +146,7 @@ class Boundaries:
     def __call__(self, event: Event) -> None:
         if event.kind is EventKind.PHASE_START:
             self.current = int(event.data.get("index", 0)) - 1
+            self.progress(f"simulating phase {self.current + 1}/{len(self.phases)} ({event.phase})")
             self.cluster.phase = self.current
             self.cluster.rolling_back = False
             self.before[self.current] = self.state()
@@ -305,7 +309,12 @@ def _phase_plans(ctx: _Context, phases: Sequence[PhaseRef]) -> list[PhasePlan]:
     """Every phase's plan; the dry runs of phases the simulation did not finish are sent first."""
     for ref in phases:
         ctx.sim.folded(ref.index)
-    return [_phase_plan(ctx, ref) for ref in phases]
+    plans: list[PhasePlan] = []
+    for ref in phases:
+        ctx.options.progress(f"predicting flows and diffs of phase {ref.index + 1}/{len(ctx.sim.phases)} "
+                             f"({ref.phase.name})")
+        plans.append(_phase_plan(ctx, ref))
+    return plans
 
 
 def _requests(cluster: Cluster) -> Counter[str]:
@@ -335,11 +344,12 @@ def _plan_cluster(live: Cluster, playbook: PlaybookSpec, inventory: InventorySpe
                   options: PlanOptions, start_at: str | None, facts: Mapping[str, Any] | None) -> Plan:
     spec = inventory.clusters[cluster]
     counted, clock = _requests(live), _Clock()
+    options.progress("reading the cluster (one list per kind)")
     sim_cluster = snapshot(live)
     phases = phases_for(playbook, inventory, cluster)
     _check_phase(phases, options.phase)
     with DryRuns(live if options.dry_run else None, options.workers) as dry:
-        sink = Boundaries(sim_cluster, phases, dry)  # a DryRuns without a cluster sends nothing
+        sink = Boundaries(sim_cluster, phases, dry, options.progress)  # a DryRuns without a cluster sends nothing
         declared = declared_flows(inventory, cluster, spec.prometheus_url, sink.state().view,
                                   options.telemetry_hours)
         clock.lap("snapshot")
@@ -392,9 +402,15 @@ class Planner:
                                  hint="check `hosts:` in the playbook and the --limit value")
         plans: list[Plan] = []
         for name in clusters:
+            told = replace(options, progress=_naming(name, options.progress))
+            told.progress("connecting")
             with self.connect(inventory.clusters[name]) as live:
-                plans.append(plan_cluster(live, playbook, inventory, name, options))
+                plans.append(plan_cluster(live, playbook, inventory, name, told))
         return plans
+
+
+def _naming(cluster: str, progress: Progress) -> Progress:
+    return lambda step: progress(f"cluster {cluster}: {step}")
 
 
 # -- gating a real run -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import yaml
 from runbook_engine.engine.connect import fixed_connector
 from runbook_engine.engine.journal import RunStatus, RunStore, Stage
 from runbook_engine.engine.modules import catalog
-from runbook_engine.engine.planner import PlanGate
+from runbook_engine.engine.planner import PlanGate, Planner, PlanOptions
 from runbook_engine.engine.run_model import RunOptions
 from runbook_engine.engine.runner import Engine
 from runbook_engine.kube.memory import MemoryCluster
@@ -76,3 +76,18 @@ def test_resuming_at_the_gated_phase_is_the_deliberate_decision(tmp_path: Path) 
     engine = Engine(store, connect=fixed_connector({"lab": cluster}), phase_gate=gate)
     assert engine.resume(run_id, playbook=playbook, inventory=inventory).status is RunStatus.COMPLETED
     assert cluster.get(STRICT) is not None
+
+
+def test_planning_reports_each_step_as_it_starts(tmp_path: Path) -> None:
+    """What `runbook plan` shows on its status line while a large plan runs."""
+    playbook, inventory = _specs(tmp_path, [])
+    steps: list[str] = []
+    Planner(fixed_connector({"lab": _platform()})).plan(playbook, inventory, PlanOptions(progress=steps.append))
+    phases = [p.name for play in playbook.plays for p in play.phases]
+    assert steps == [
+        "cluster lab: connecting",
+        "cluster lab: reading the cluster (one list per kind)",
+        *[f"cluster lab: simulating phase {i}/{len(phases)} ({name})" for i, name in enumerate(phases, 1)],
+        *[f"cluster lab: predicting flows and diffs of phase {i}/{len(phases)} ({name})"
+          for i, name in enumerate(phases, 1)],
+    ]
