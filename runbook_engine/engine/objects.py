@@ -14,15 +14,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from runbook_engine.kube.merge import clone
+from runbook_engine.kube.merge import SERVER_METADATA, clone
 from runbook_engine.kube.redact import LAST_APPLIED
 
 Obj = dict[str, Any]
-
-SERVER_METADATA = frozenset(
-    {"resourceVersion", "uid", "generation", "creationTimestamp", "managedFields", "selfLink",
-     "deletionTimestamp", "deletionGracePeriodSeconds"}
-)
 
 
 def strip_server_fields(obj: Mapping[str, Any]) -> Obj:

@@ -131,8 +131,8 @@ class Boundaries:
 
     cluster: PlanCluster
     phases: Sequence[PhaseRef]
-    dry: DryRuns | None = None  # where each finished phase's dry runs go, answered while the simulation goes on
-    progress: Progress = field(default=lambda step: None)
+    dry: DryRuns  # where each finished phase's dry runs go, answered while the simulation goes on
+    progress: Progress
     before: dict[int, State] = field(default_factory=dict)
     after: dict[int, State] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
@@ -176,8 +176,7 @@ class Boundaries:
         found = self._folded.get(index)
         if found is None:
             found = self._folded[index] = fold(self.writes(index))
-            if self.dry is not None:
-                self.dry.submit(index, found, set(self._touched))
+            self.dry.submit(index, found, set(self._touched))
             self._touched.update(e.ref for e in found)
         return found
 
@@ -296,7 +295,7 @@ def _phase_plan(ctx: _Context, ref: PhaseRef) -> PhasePlan:
     stopped = after is None
     after = after or ctx.sim.state()
     flows = flow_plans(ctx.declared, before, after, (*phase.accept, *ctx.options.accept_risk))
-    answers = ctx.sim.dry.results(index) if ctx.sim.dry is not None else {}
+    answers = ctx.sim.dry.results(index)
     verdicts = ctx.store.verdicts(ctx.run.run_id, index)
     checks = check_plans(verdicts, flows)
     return PhasePlan(phase.name, index, PhaseStatus.STOPPED if stopped else PhaseStatus.PLANNED,

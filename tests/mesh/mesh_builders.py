@@ -9,8 +9,10 @@ A case object is either a full manifest (it has ``kind``) or one of these shorth
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 Obj = dict[str, Any]
@@ -247,3 +249,16 @@ def expand(entries: list[Obj]) -> list[Obj]:
             raise ValueError(f"unknown shorthand object: {entry}")
         out.extend(BUILDERS[str(key)](entry))
     return out
+
+
+def case_params(directory: Path, objects_key: str) -> list[Any]:
+    """One pytest param ``(case, objects)`` per case of each ``*.yaml`` file in ``directory``: the objects are
+    the file's ``fixtures`` the case ``use``s, then the case's own ``objects_key`` list."""
+    params = []
+    for path in sorted(directory.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        fixtures = data.get("fixtures") or {}
+        for case in data["cases"]:
+            objects = [o for name in case.get("use") or [] for o in fixtures[name]] + (case.get(objects_key) or [])
+            params.append(pytest.param(case, objects, id=f"{path.stem}::{case['id']}"))
+    return params

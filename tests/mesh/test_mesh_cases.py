@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mesh_builders import expand
+from mesh_builders import case_params, expand
 
 from runbook_engine.kube.flow import Flow
 from runbook_engine.mesh import MeshView, effective_mode, evaluate_flow, workload_enrolment
@@ -21,17 +21,6 @@ from runbook_engine.mesh.injection import pod_enrolment, template_enrolment
 from runbook_engine.mesh.model import MeshConfig
 
 CASES_DIR = Path(__file__).parent / "cases"
-
-
-def _load() -> list[Any]:
-    params = []
-    for path in sorted(CASES_DIR.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text())
-        fixtures = data.get("fixtures") or {}
-        for case in data["cases"]:
-            objects = [o for name in case.get("use") or [] for o in fixtures[name]] + (case.get("objects") or [])
-            params.append(pytest.param(case, objects, id=f"{path.stem}::{case['id']}"))
-    return params
 
 
 def _contains(reasons: str, expected: str | list[str]) -> None:
@@ -104,7 +93,7 @@ def _check_principal(question: dict[str, Any], expect: dict[str, Any]) -> None:
     assert principal_matches(question["pattern"], question["principal"], mesh) is expect["match"]
 
 
-@pytest.mark.parametrize(("case", "objects"), _load())
+@pytest.mark.parametrize(("case", "objects"), case_params(CASES_DIR, "objects"))
 def test_case(case: dict[str, Any], objects: list[dict[str, Any]]) -> None:
     expect = case["expect"]
     if "identity" in case:

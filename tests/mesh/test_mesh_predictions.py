@@ -11,24 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from mesh_builders import expand
+from mesh_builders import case_params, expand
 
 from runbook_engine.kube.flow import Flow
 from runbook_engine.mesh import MeshView, Predictions, evaluate_flow
 
 CASES_DIR = Path(__file__).parent / "cases" / "reuse"
-
-
-def _load() -> list[Any]:
-    params = []
-    for path in sorted(CASES_DIR.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text())
-        fixtures = data.get("fixtures") or {}
-        for case in data["cases"]:
-            before = [o for name in case.get("use") or [] for o in fixtures[name]] + (case.get("before") or [])
-            params.append(pytest.param(case, before, id=f"{path.stem}::{case['id']}"))
-    return params
 
 
 def _ref(obj: dict[str, Any]) -> str:
@@ -42,7 +30,7 @@ def _after(before: list[dict[str, Any]], case: dict[str, Any]) -> list[dict[str,
     return [o for o in before if _ref(o) not in removed] + expand(case.get("add") or [])
 
 
-@pytest.mark.parametrize(("case", "entries"), _load())
+@pytest.mark.parametrize(("case", "entries"), case_params(CASES_DIR, "before"))
 def test_reuse_case(case: dict[str, Any], entries: list[dict[str, Any]]) -> None:
     before_objects = expand(entries)
     before_view = MeshView.build(before_objects)
